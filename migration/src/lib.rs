@@ -1,0 +1,19 @@
+//! Convene's database schema: the one source of truth for both SQLite and PostgreSQL.
+//! Every migration has a real `down()`; the test-suite runs them up, down and up again.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_accounts;
+mod m20261127_000002_outbox;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_accounts::Migration),
+            Box::new(m20261127_000002_outbox::Migration),
+        ]
+    }
+}

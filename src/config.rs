@@ -1,0 +1,229 @@
+//! Typed settings, layered: built-in defaults → `config/default.toml` →
+//! `config/{CONVENE_ENV}.toml` → `CONVENE__SECTION__KEY` environment variables.
+//! Secrets are `SecretString`s so they never reach a log line or `Debug` output.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const BUILT_IN_DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(default = "default_env")]
+    pub environment: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub mail: MailSettings,
+    pub public: PublicSettings,
+    pub graphql: GraphqlSettings,
+    pub jobs: JobSettings,
+    pub limits: LimitSettings,
+}
+
+fn default_env() -> String {
+    "development".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub address: String,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub cors_origins: Vec<String>,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub signing_key: SecretString,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_minutes: i64,
+    pub refresh_token_days: i64,
+    pub verification_token_hours: i64,
+    pub reset_token_minutes: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub transport: MailTransportKind,
+    pub from: String,
+    pub file_dir: PathBuf,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: SecretString,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PublicSettings {
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GraphqlSettings {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_recursive_depth: usize,
+    pub max_directives: usize,
+    pub max_aliases: usize,
+    pub introspection: bool,
+    pub graphiql: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    pub enabled: bool,
+    pub poll_interval_ms: u64,
+    pub batch_size: u64,
+    pub max_attempts: i32,
+    pub backoff_base_secs: u64,
+    pub backoff_max_secs: u64,
+    pub lease_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub login_account_max_failures: i32,
+    pub login_ip_max_failures: i32,
+    pub login_window_secs: i64,
+    pub login_lockout_secs: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("could not read the configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("the {environment} configuration is incomplete:\n{}", missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    Missing {
+        environment: String,
+        missing: Vec<String>,
+    },
+}
+
+impl Settings {
+    /// Loads the settings for `CONVENE_ENV` (default `development`) from `config_dir`.
+    pub fn load(config_dir: &Path) -> Result<Self, SettingsError> {
+        let environment = std::env::var("CONVENE_ENV").unwrap_or_else(|_| default_env());
+        Self::load_for(config_dir, &environment, true)
+    }
+
+    /// Loads the layered settings for one environment; `with_env_vars` lets tests ignore the
+    /// caller's environment.
+    pub fn load_for(
+        config_dir: &Path,
+        environment: &str,
+        with_env_vars: bool,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(BUILT_IN_DEFAULTS, FileFormat::Toml))
+            .add_source(File::from(config_dir.join("default.toml")).required(false))
+            .add_source(File::from(config_dir.join(format!("{environment}.toml"))).required(false))
+            .set_override("environment", environment)?;
+        if with_env_vars {
+            builder = builder.add_source(
+                Environment::with_prefix("CONVENE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_origins")
+                    .try_parsing(true),
+            );
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+
+    /// Production refuses to start on development fallbacks; every missing setting is named.
+    fn check(&self) -> Result<(), SettingsError> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if self.auth.signing_key.expose_secret().len() < 32 {
+            missing.push(
+                "auth.signing_key (CONVENE__AUTH__SIGNING_KEY): a secret of at least 32 characters"
+                    .to_string(),
+            );
+        }
+        if self.database.url.expose_secret().trim().is_empty() {
+            missing.push("database.url (CONVENE__DATABASE__URL)".to_string());
+        }
+        if self.mail.transport != MailTransportKind::Smtp {
+            missing.push("mail.transport (CONVENE__MAIL__TRANSPORT) must be \"smtp\"".to_string());
+        }
+        if self.mail.smtp.host.trim().is_empty() {
+            missing.push("mail.smtp.host (CONVENE__MAIL__SMTP__HOST)".to_string());
+        }
+        if self.mail.from.trim().is_empty() || self.mail.from.contains("@localhost") {
+            missing.push("mail.from (CONVENE__MAIL__FROM): a real sender address".to_string());
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Missing {
+                environment: self.environment.clone(),
+                missing,
+            })
+        }
+    }
+
+    pub fn listen_address(&self) -> anyhow::Result<SocketAddr> {
+        self.server
+            .address
+            .parse()
+            .map_err(|e| anyhow::anyhow!("server.address {:?}: {e}", self.server.address))
+    }
+
+    /// Where a generated development signing key is kept: beside the SQLite file, or in the
+    /// working directory for other databases.
+    pub fn dev_key_path(&self) -> PathBuf {
+        let url = self.database.url.expose_secret();
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let file = rest.split('?').next().unwrap_or("convene.db");
+            if !file.is_empty() && file != ":memory:" {
+                return PathBuf::from(format!("{file}.signing-key"));
+            }
+        }
+        PathBuf::from("convene.signing-key")
+    }
+}

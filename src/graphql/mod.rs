@@ -1,0 +1,25 @@
+//! The GraphQL API: thin resolvers that parse input, look at the viewer, call a service and
+//! map its errors. One module per domain, merged into the roots in `schema.rs`.
+
+pub mod accounts;
+pub mod scalars;
+pub mod schema;
+
+pub use schema::{build_schema, ConveneSchema};
+
+use async_graphql::Context;
+
+use crate::auth::Viewer;
+use crate::error::AppError;
+use crate::services::Ctx;
+
+/// The services context and the request's viewer, as resolvers see them.
+pub(crate) fn ctx<'a>(c: &Context<'a>) -> async_graphql::Result<(&'a Ctx, &'a Viewer)> {
+    let services = c
+        .data::<Ctx>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("services missing from context")))?;
+    let viewer = c
+        .data::<Viewer>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("viewer missing from context")))?;
+    Ok((services, viewer))
+}

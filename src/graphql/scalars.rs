@@ -1,0 +1,14 @@
+//! Helpers for IDs: opaque strings on the wire, UUIDs inside.
+
+use async_graphql::ID;
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(field, "not a valid ID"))
+}
+
+pub fn to_id(id: Uuid) -> ID {
+    ID(id.to_string())
+}

@@ -1,0 +1,4 @@
+//! The HTTP surface: GraphQL over HTTP, health checks, and (later) the feeds and exports.
+
+pub mod graphql;
+pub mod health;

@@ -1,0 +1,96 @@
+//! Mail: templates kept as files under `templates/mail/` (compiled in), and the transports
+//! that carry a rendered message (SMTP, `.eml` files, or memory for tests). Nothing sends
+//! mail directly: services write outbox rows, and the outbox worker calls `Mailer::send`.
+
+mod templates;
+mod transport;
+
+pub use templates::{RenderedMail, Templates};
+pub use transport::{MailTransport, MemoryTransport, OutgoingMail};
+
+use std::sync::Arc;
+
+use crate::config::{MailSettings, MailTransportKind};
+
+/// Renders and sends; shared by every worker of an instance.
+#[derive(Clone)]
+pub struct Mailer {
+    templates: Arc<Templates>,
+    transport: Arc<dyn MailTransport>,
+    from: String,
+    base_url: String,
+}
+
+impl Mailer {
+    pub fn new(
+        templates: Templates,
+        transport: Arc<dyn MailTransport>,
+        from: &str,
+        base_url: &str,
+    ) -> Self {
+        Mailer {
+            templates: Arc::new(templates),
+            transport,
+            from: from.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Builds the transport the settings name. The memory transport is returned too, so the
+    /// caller (the test harness) can read what was "sent".
+    pub fn from_settings(
+        settings: &MailSettings,
+        base_url: &str,
+    ) -> anyhow::Result<(Self, Option<MemoryTransport>)> {
+        let (transport, memory): (Arc<dyn MailTransport>, _) = match settings.transport {
+            MailTransportKind::Smtp => (Arc::new(transport::smtp(&settings.smtp)?), None),
+            MailTransportKind::File => (
+                Arc::new(transport::FileTransport::new(&settings.file_dir)?),
+                None,
+            ),
+            MailTransportKind::Memory => {
+                let m = MemoryTransport::default();
+                (Arc::new(m.clone()), Some(m))
+            }
+        };
+        Ok((
+            Mailer::new(Templates::load()?, transport, &settings.from, base_url),
+            memory,
+        ))
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Renders `template` for `recipient` and sends it with a stable Message-ID derived from
+    /// the outbox row, so a retry after an unknown outcome can be recognised downstream.
+    pub async fn send(
+        &self,
+        message_key: &str,
+        recipient: &str,
+        template: &str,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let rendered = self
+            .templates
+            .render(template, recipient, &self.base_url, payload)?;
+        let host = self
+            .base_url
+            .split("://")
+            .nth(1)
+            .and_then(|h| h.split(['/', ':']).next())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("convene.invalid");
+        let mail = OutgoingMail {
+            from: self.from.clone(),
+            to: recipient.to_string(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            message_id: format!("<{message_key}@{host}>"),
+            template: template.to_string(),
+        };
+        self.transport.send(&mail).await
+    }
+}

@@ -1,0 +1,150 @@
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{SmtpSettings, SmtpTls};
+
+/// A rendered message ready for a transport.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub message_id: String,
+    pub template: String,
+}
+
+impl OutgoingMail {
+    pub fn to_message(&self) -> anyhow::Result<Message> {
+        let from: Mailbox = self.from.parse().context("mail.from is not a mailbox")?;
+        let to: Mailbox = self.to.parse().context("recipient is not a mailbox")?;
+        let mut builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(self.subject.clone())
+            .message_id(Some(self.message_id.clone()));
+        let _ = &mut builder;
+        let message = builder.multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(self.text.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(self.html.clone()),
+                ),
+        )?;
+        let mut message = message;
+        message.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Convene-Template"),
+            self.template.clone(),
+        ));
+        Ok(message)
+    }
+}
+
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()>;
+}
+
+pub struct SmtpTransport(AsyncSmtpTransport<Tokio1Executor>);
+
+pub fn smtp(settings: &SmtpSettings) -> anyhow::Result<SmtpTransport> {
+    let host = settings.host.as_str();
+    anyhow::ensure!(!host.is_empty(), "mail.smtp.host is not set");
+    let mut builder = match settings.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .tls(Tls::Required(TlsParameters::new(host.to_string())?)),
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .tls(Tls::Wrapper(TlsParameters::new(host.to_string())?)),
+    }
+    .port(settings.port)
+    .timeout(Some(Duration::from_secs(settings.timeout_secs)));
+    if !settings.username.is_empty() {
+        builder = builder.credentials(Credentials::new(
+            settings.username.clone(),
+            settings.password.expose_secret().to_string(),
+        ));
+    }
+    Ok(SmtpTransport(builder.build()))
+}
+
+#[async_trait]
+impl MailTransport for SmtpTransport {
+    async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
+        let message = mail.to_message()?;
+        self.0.send(message).await.context("SMTP delivery failed")?;
+        Ok(())
+    }
+}
+
+/// Writes each message as an `.eml` file: the development default.
+pub struct FileTransport {
+    inner: AsyncFileTransport<Tokio1Executor>,
+    dir: PathBuf,
+}
+
+impl FileTransport {
+    pub fn new(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the mail folder {}", dir.display()))?;
+        Ok(FileTransport {
+            inner: AsyncFileTransport::new(dir),
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+#[async_trait]
+impl MailTransport for FileTransport {
+    async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
+        let id = self
+            .inner
+            .send(mail.to_message()?)
+            .await
+            .with_context(|| format!("writing mail to {}", self.dir.display()))?;
+        tracing::info!(to = %mail.to, subject = %mail.subject, file = %self.dir.join(format!("{id}.eml")).display(), "mail written");
+        Ok(())
+    }
+}
+
+/// Keeps messages in memory for tests.
+#[derive(Clone, Default)]
+pub struct MemoryTransport {
+    sent: Arc<Mutex<Vec<OutgoingMail>>>,
+}
+
+impl MemoryTransport {
+    pub fn messages(&self) -> Vec<OutgoingMail> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl MailTransport for MemoryTransport {
+    async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
+        // Building the lettre message checks the addresses and headers as the real ones do.
+        mail.to_message()?;
+        self.sent
+            .lock()
+            .map_err(|_| anyhow::anyhow!("mail store poisoned"))?
+            .push(mail.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! Business rules, one module per domain. A service takes plain inputs and the acting
+//! account, checks permissions, runs in one transaction, and returns domain values or an
+//! `AppError`. Nothing here knows about GraphQL or HTTP.
+
+pub mod accounts;
+pub mod outbox;
+pub mod throttle;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::Settings;
+
+/// What every service needs: the database, the settings and the token keys.
+#[derive(Clone)]
+pub struct Ctx {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub tokens: TokenKeys,
+}
+
+impl Ctx {
+    pub fn link(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.settings.public.base_url.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+}

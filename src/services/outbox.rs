@@ -1,0 +1,44 @@
+//! Writing to the outbox: the one way anything leaves Convene. Rows are written in the
+//! caller's transaction, so a message exists exactly when the change that caused it does.
+
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use uuid::Uuid;
+
+use crate::db::now;
+use crate::entities::outbox::{self, Status};
+use crate::error::AppResult;
+
+pub const KIND_EMAIL: &str = "email";
+
+/// Queues an email. The idempotency key names the event, the recipient and the kind of
+/// mail; queuing the same key twice keeps the first row, so one event never mails one
+/// person twice. Returns whether a new row was written.
+pub async fn enqueue_mail<C: ConnectionTrait>(
+    conn: &C,
+    idempotency_key: &str,
+    recipient: &str,
+    template: &str,
+    payload: serde_json::Value,
+) -> AppResult<bool> {
+    let at = now();
+    let row = outbox::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        idempotency_key: Set(idempotency_key.to_string()),
+        kind: Set(KIND_EMAIL.to_string()),
+        recipient: Set(recipient.to_string()),
+        template: Set(template.to_string()),
+        payload: Set(payload.to_string()),
+        status: Set(Status::Pending),
+        attempts: Set(0),
+        next_attempt_at: Set(at),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(at),
+        sent_at: Set(None),
+    };
+    let inserted = outbox::Entity::insert(row)
+        .on_conflict_do_nothing_on([outbox::Column::IdempotencyKey])
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
