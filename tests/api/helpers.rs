@@ -1,0 +1,392 @@
+//! `spawn_app` and the tools tests use to talk to it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use convene::config::{MailTransportKind, Settings};
+use convene::mail::{MemoryTransport, OutgoingMail};
+use convene::Application;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "violet tractor on a quiet harbour 1987";
+pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub db: DatabaseConnection,
+    pub database_url: String,
+    pub mail: MemoryTransport,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn test_settings() -> Settings {
+    let mut s = Settings::load_for(Path::new("config"), "test", false).expect("test settings load");
+    s.auth.signing_key = SecretString::from(SIGNING_KEY);
+    s.mail.transport = MailTransportKind::Memory;
+    s.server.address = "127.0.0.1:0".into();
+    s
+}
+
+pub fn pg_url() -> Option<String> {
+    std::env::var("CONVENE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+pub fn is_postgres() -> bool {
+    pg_url().is_some()
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = match base.rfind('/') {
+        Some(i) if i > base.find("//").map(|j| j + 1).unwrap_or(0) => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+async fn admin_execute(url: &str, sql: &str) -> Result<(), sea_orm::DbErr> {
+    let db = convene::db::connect_url(url, 1).await?;
+    let result = db.execute_unprepared(sql).await.map(|_| ());
+    db.close().await?;
+    result
+}
+
+static PG_TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// Migrates a template database once per run; each test gets a copy (fast, and the
+/// migrations are the real ones).
+async fn pg_template(base: &str) -> String {
+    PG_TEMPLATE
+        .get_or_init(|| async {
+            // Leftovers of earlier runs; a database still in use elsewhere just stays.
+            let admin = convene::db::connect_url(base, 1)
+                .await
+                .expect("connect to PostgreSQL");
+            let rows = admin
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'convene_t%'".to_string(),
+                ))
+                .await
+                .expect("list databases");
+            for row in rows {
+                let name: String = row.try_get("", "datname").expect("datname");
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                    .await;
+            }
+            admin.close().await.expect("close");
+            let name = format!("convene_tpl_{}", uuid::Uuid::new_v4().simple());
+            admin_execute(base, &format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create template");
+            let db = convene::db::connect_url(&with_database(base, &name), 2)
+                .await
+                .expect("connect template");
+            convene::db::migrate(&db).await.expect("migrate template");
+            db.close().await.expect("close template");
+            name
+        })
+        .await
+        .clone()
+}
+
+/// A fresh, migrated database URL for one test.
+pub async fn fresh_database_url(dir: &Path) -> String {
+    match pg_url() {
+        Some(base) => {
+            let template = pg_template(&base).await;
+            let name = format!("convene_t_{}", uuid::Uuid::new_v4().simple());
+            let mut tries = 0;
+            loop {
+                match admin_execute(
+                    &base,
+                    &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+                )
+                .await
+                {
+                    Ok(()) => break,
+                    // Another test may be copying the template at this very moment.
+                    Err(e) if tries < 20 => {
+                        tries += 1;
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                    }
+                    Err(e) => panic!("creating a test database: {e}"),
+                }
+            }
+            with_database(&base, &name)
+        }
+        None => format!("sqlite://{}?mode=rwc", dir.join("convene.db").display()),
+    }
+}
+
+/// An empty (unmigrated) database URL, for migration tests.
+pub async fn empty_database_url(dir: &Path) -> String {
+    match pg_url() {
+        Some(base) => {
+            let name = format!("convene_t_{}", uuid::Uuid::new_v4().simple());
+            admin_execute(&base, &format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create empty database");
+            with_database(&base, &name)
+        }
+        None => format!("sqlite://{}?mode=rwc", dir.join("empty.db").display()),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database_url(dir.path()).await;
+    spawn_app_on(dir, url, configure).await
+}
+
+/// Starts an app on an existing database (several instances can share one).
+pub async fn spawn_app_on(
+    dir: tempfile::TempDir,
+    url: String,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(url.clone());
+    settings.mail.file_dir = dir.path().join("mail");
+    configure(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build app");
+    let address = format!("http://{}", app.local_addr().expect("addr"));
+    let db = app.db();
+    let mail = app.memory_mail().unwrap_or_default();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        address,
+        db,
+        database_url: url,
+        mail,
+        client: reqwest::Client::new(),
+        settings,
+        shutdown,
+        handle: Some(handle),
+        _dir: dir,
+    }
+}
+
+pub fn tempdir_path(app: &TestApp) -> PathBuf {
+    app._dir.path().to_path_buf()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.handle.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// POSTs a GraphQL operation and returns the JSON response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.gql_from(token, None, query, variables).await
+    }
+
+    /// The same, from a given client address (X-Forwarded-For is trusted in tests).
+    pub async fn gql_from(
+        &self,
+        token: Option<&str>,
+        ip: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ip) = ip {
+            req = req.header("x-forwarded-for", ip);
+        }
+        let resp = req.send().await.expect("request");
+        resp.json().await.expect("json body")
+    }
+
+    /// Waits (up to 10 s) for a mail to `to` made from `template`.
+    pub async fn wait_for_mail(&self, to: &str, template: &str) -> OutgoingMail {
+        for _ in 0..200 {
+            if let Some(m) = self
+                .mail
+                .messages()
+                .into_iter()
+                .find(|m| m.to.eq_ignore_ascii_case(to) && m.template == template)
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no {template} mail to {to}; sent: {:?}",
+            self.mail
+                .messages()
+                .iter()
+                .map(|m| (&m.to, &m.template))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    pub fn mails_to(&self, to: &str) -> Vec<OutgoingMail> {
+        self.mail
+            .messages()
+            .into_iter()
+            .filter(|m| m.to.eq_ignore_ascii_case(to))
+            .collect()
+    }
+
+    /// Lets the outbox worker run a few rounds (for asserting that nothing more is sent).
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    pub async fn sign_up(&self, email: &str, display_name: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($i: SignUpInput!) { signUp(input: $i) { accepted } }",
+            json!({ "i": { "email": email, "password": PASSWORD, "displayName": display_name, "organisation": "Open Data Co-op", "sector": "CIVIL_SOCIETY" } }),
+        )
+        .await
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($i: LogInInput!) { logIn(input: $i) { accessToken accessTokenExpiresAt refreshToken user { id displayName email role emailVerified } } }",
+            json!({ "i": { "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    /// Signs up and verifies an account, logs in, and returns (access token, user id,
+    /// refresh token).
+    pub async fn verified_user(&self, email: &str, display_name: &str) -> Session {
+        let s = self.unverified_user(email, display_name).await;
+        let token = token_from_mail(&self.wait_for_mail(email, "verify_email").await);
+        let v = self
+            .gql(
+                None,
+                "mutation($t: String!) { verifyEmail(token: $t) { user { emailVerified } } }",
+                json!({ "t": token }),
+            )
+            .await;
+        assert_eq!(
+            v["data"]["verifyEmail"]["user"]["emailVerified"], true,
+            "{v}"
+        );
+        s
+    }
+
+    /// Signs up without verifying, logs in.
+    pub async fn unverified_user(&self, email: &str, display_name: &str) -> Session {
+        let r = self.sign_up(email, display_name).await;
+        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
+        let login = self.log_in(email, PASSWORD).await;
+        let l = &login["data"]["logIn"];
+        assert!(l["accessToken"].is_string(), "{login}");
+        Session {
+            access: l["accessToken"].as_str().unwrap_or_default().to_string(),
+            refresh: l["refreshToken"].as_str().unwrap_or_default().to_string(),
+            user_id: l["user"]["id"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// Makes an account ADMIN the way an operator would bootstrap one.
+    pub async fn make_role(&self, email: &str, role: convene::entities::user::Role) {
+        let ctx =
+            convene::startup::services(std::sync::Arc::new(self.settings.clone()), self.db.clone())
+                .expect("services");
+        convene::services::accounts::set_role_by_email(&ctx, email, role)
+            .await
+            .expect("set role");
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+/// The token carried by a verification or reset mail's link.
+pub fn token_from_mail(mail: &OutgoingMail) -> String {
+    let start = mail.text.find("token=").expect("mail has a token link") + "token=".len();
+    mail.text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}
+
+pub fn error_field(resp: &Value) -> &str {
+    resp["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or("<none>")
+}
+
+pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_string(),
+        ))
+        .await
+        .expect("count query")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a count")
+}
+
+pub async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql).await.expect("statement");
+}

@@ -1,0 +1,15 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! Convene's integration tests: one binary, the real server on port 0, a fresh database per
+//! test (SQLite, or PostgreSQL when CONVENE_TEST_DATABASE_URL is set), captured mail.
+
+mod helpers;
+
+mod accounts;
+mod cli;
+mod http;
+mod mail;
+mod migrations;
+mod schema;
+mod sessions;
+mod throttling;
