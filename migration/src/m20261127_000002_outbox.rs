@@ -50,6 +50,7 @@ impl MigrationTrait for Migration {
                     .name("idx_outbox_due")
                     .table(Outbox::Table)
                     .col(Outbox::Status)
+                    .col(Outbox::Kind)
                     .col(Outbox::NextAttemptAt)
                     .to_owned(),
             )

@@ -2,9 +2,11 @@
 //! these types is valid by construction, and a bad one is a `DomainError` naming the problem.
 
 mod email;
+mod markdown;
 mod text;
 
 pub use email::Email;
+pub use markdown::{render as render_markdown, MarkdownBody, Reference, Title};
 pub use text::{Bio, DisplayName, Organisation, Password};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,9 +1,18 @@
 //! sea-orm entities mirroring the migrations, one file per table. They never leave the
 //! services layer: the GraphQL layer has its own types.
 
+pub mod commitment;
+pub mod commitment_follow;
 pub mod email_token;
+pub mod milestone;
+pub mod official_response;
 pub mod outbox;
+pub mod outcome;
 pub mod refresh_token;
 pub mod session;
+pub mod suggestion;
+pub mod suggestion_follow;
+pub mod suggestion_revision;
+pub mod support;
 pub mod throttle_bucket;
 pub mod user;

@@ -2,8 +2,12 @@
 //! map its errors. One module per domain, merged into the roots in `schema.rs`.
 
 pub mod accounts;
+pub mod commitments;
+pub mod connection;
+pub mod loaders;
 pub mod scalars;
 pub mod schema;
+pub mod suggestions;
 
 pub use schema::{build_schema, ConveneSchema};
 
@@ -22,4 +26,10 @@ pub(crate) fn ctx<'a>(c: &Context<'a>) -> async_graphql::Result<(&'a Ctx, &'a Vi
         .data::<Viewer>()
         .map_err(|_| AppError::internal(anyhow::anyhow!("viewer missing from context")))?;
     Ok((services, viewer))
+}
+
+/// The request's DataLoader.
+pub(crate) fn loader<'a>(c: &Context<'a>) -> async_graphql::Result<&'a loaders::RequestLoader> {
+    c.data::<loaders::RequestLoader>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("loaders missing from context")).into())
 }

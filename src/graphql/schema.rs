@@ -9,15 +9,17 @@ use async_graphql::{
 };
 
 use super::accounts::{AccountMutation, AccountQuery};
+use super::commitments::{CommitmentMutation, CommitmentQuery};
+use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
 /// Every query field, merged from the domain modules.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountQuery);
+pub struct Query(AccountQuery, CommitmentQuery, SuggestionQuery);
 
 /// Every mutation, merged from the domain modules.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation);
+pub struct Mutation(AccountMutation, CommitmentMutation, SuggestionMutation);
 
 pub type ConveneSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -189,7 +189,14 @@ async fn execute(
         Ok(v) => v,
         Err(response) => return response,
     };
-    let request = request.data(state.services.clone()).data(viewer);
+    let loaders = crate::graphql::loaders::request_loader(
+        state.services.clone(),
+        viewer.actor.as_ref().map(|a| a.id),
+    );
+    let request = request
+        .data(state.services.clone())
+        .data(viewer)
+        .data(loaders);
     let response = with_codes(state.schema.execute(request).await);
     let gr = wants_graphql_response(&headers);
     let status = if gr && is_request_error(&response) {

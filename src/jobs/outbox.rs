@@ -100,7 +100,7 @@ impl OutboxWorker {
                 r#"UPDATE outbox SET locked_until = $1
                    WHERE id IN (
                      SELECT id FROM outbox
-                     WHERE status = 'PENDING' AND next_attempt_at <= $2
+                     WHERE status = 'PENDING' AND kind = 'email' AND next_attempt_at <= $2
                        AND (locked_until IS NULL OR locked_until <= $2)
                      ORDER BY next_attempt_at
                      LIMIT $3
@@ -113,7 +113,7 @@ impl OutboxWorker {
                 r#"UPDATE outbox SET locked_until = ?
                    WHERE id IN (
                      SELECT id FROM outbox
-                     WHERE status = 'PENDING' AND next_attempt_at <= ?
+                     WHERE status = 'PENDING' AND kind = 'email' AND next_attempt_at <= ?
                        AND (locked_until IS NULL OR locked_until <= ?)
                      ORDER BY next_attempt_at
                      LIMIT ?)

@@ -3,7 +3,10 @@
 //! `AppError`. Nothing here knows about GraphQL or HTTP.
 
 pub mod accounts;
+pub mod commitments;
 pub mod outbox;
+pub mod page;
+pub mod suggestions;
 pub mod throttle;
 
 use std::sync::Arc;

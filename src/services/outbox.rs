@@ -42,3 +42,37 @@ pub async fn enqueue_mail<C: ConnectionTrait>(
         .await?;
     Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
+
+pub const KIND_NOTIFICATION: &str = "notification";
+
+/// Queues an event for one account (by ID) to be turned into an in-app notification and,
+/// per the account's preferences, mail. Same idempotency rule as mail.
+pub async fn enqueue_notification<C: ConnectionTrait>(
+    conn: &C,
+    idempotency_key: &str,
+    user_id: Uuid,
+    event: &str,
+    payload: serde_json::Value,
+) -> AppResult<bool> {
+    let at = now();
+    let row = outbox::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        idempotency_key: Set(idempotency_key.to_string()),
+        kind: Set(KIND_NOTIFICATION.to_string()),
+        recipient: Set(user_id.to_string()),
+        template: Set(event.to_string()),
+        payload: Set(payload.to_string()),
+        status: Set(Status::Pending),
+        attempts: Set(0),
+        next_attempt_at: Set(at),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(at),
+        sent_at: Set(None),
+    };
+    let inserted = outbox::Entity::insert(row)
+        .on_conflict_do_nothing_on([outbox::Column::IdempotencyKey])
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}

@@ -1,0 +1,152 @@
+//! Markdown in, sanitised HTML out: pulldown-cmark renders (raw HTML in the source is shown
+//! as text, never passed through) and ammonia sanitises what the renderer produced, so no
+//! script, event handler or `javascript:` link can survive either step.
+
+use std::collections::HashSet;
+
+use pulldown_cmark::{html, Event, Options, Parser};
+
+use super::DomainError;
+
+/// A Markdown text with length bounds, and its rendered HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkdownBody {
+    source: String,
+    html: String,
+}
+
+impl MarkdownBody {
+    pub fn parse(raw: &str, min_chars: usize, max_chars: usize) -> Result<Self, DomainError> {
+        let source = raw.trim().to_string();
+        let n = source.chars().count();
+        if n < min_chars {
+            return Err(DomainError(if min_chars <= 1 {
+                "the text cannot be empty".to_string()
+            } else {
+                format!("the text needs at least {min_chars} characters")
+            }));
+        }
+        if n > max_chars {
+            return Err(DomainError(format!(
+                "the text is at most {max_chars} characters"
+            )));
+        }
+        let html = render(&source);
+        Ok(MarkdownBody { source, html })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn html(&self) -> &str {
+        &self.html
+    }
+}
+
+pub fn render(source: &str) -> String {
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let events = Parser::new_ext(source, options).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
+    let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
+    html::push_html(&mut unsafe_html, events);
+    let schemes: HashSet<&str> = ["http", "https", "mailto"].into_iter().collect();
+    ammonia::Builder::default()
+        .url_schemes(schemes)
+        .link_rel(Some("nofollow ugc noopener"))
+        .clean(&unsafe_html)
+        .to_string()
+}
+
+/// A one-line title with length bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub fn parse(raw: &str, min_chars: usize, max_chars: usize) -> Result<Self, DomainError> {
+        let s = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+        let n = s.chars().count();
+        if n < min_chars {
+            return Err(DomainError(format!(
+                "a title needs at least {min_chars} characters"
+            )));
+        }
+        if n > max_chars {
+            return Err(DomainError(format!(
+                "a title is at most {max_chars} characters"
+            )));
+        }
+        Ok(Title(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A commitment reference such as `UK0072`: letters, digits and dashes, stored upper-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference(String);
+
+impl Reference {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let s = raw.trim().to_uppercase();
+        if s.is_empty() || s.len() > 40 {
+            return Err(DomainError("a reference has 1–40 characters".into()));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(DomainError(
+                "a reference holds only letters, digits, '-', '_' and '.'".into(),
+            ));
+        }
+        Ok(Reference(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn renders_markdown_and_strips_what_could_run() {
+        let html = render("**bold** [site](https://example.org) <script>alert(1)</script> <img src=x onerror=alert(1)> [x](javascript:alert(1))");
+        assert!(html.contains("<strong>bold</strong>"));
+        assert!(html.contains(r#"rel="nofollow ugc noopener""#), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(!html.to_lowercase().contains("onerror="), "{html}");
+    }
+
+    #[test]
+    fn length_bounds() {
+        assert!(MarkdownBody::parse("  ", 1, 10).is_err());
+        assert!(MarkdownBody::parse("12345678901", 1, 10).is_err());
+        assert!(Title::parse("abcd", 5, 200).is_err());
+        assert_eq!(
+            Title::parse("  a   b  c  ", 5, 200).unwrap().as_str(),
+            "a b c"
+        );
+        assert_eq!(Reference::parse(" uk0072 ").unwrap().as_str(), "UK0072");
+        assert!(Reference::parse("UK 72").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn rendered_html_never_holds_a_script_tag(s in "\\PC*") {
+            let html = render(&format!("{s}<script>x</script>{s}"));
+            prop_assert!(!html.to_lowercase().contains("<script"));
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! DataLoaders for every relation a list can reach, so a page costs a fixed number of SQL
+//! statements whatever its size. One `Loaders` per request: the viewer flags depend on who
+//! is asking.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use crate::entities::{
+    commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
+    support, user,
+};
+use crate::error::AppError;
+use crate::services::Ctx;
+
+pub struct Loaders {
+    ctx: Ctx,
+    viewer: Option<Uuid>,
+}
+
+pub type RequestLoader = DataLoader<Loaders>;
+
+pub fn request_loader(ctx: Ctx, viewer: Option<Uuid>) -> RequestLoader {
+    DataLoader::new(Loaders { ctx, viewer }, tokio::spawn)
+}
+
+#[derive(Clone)]
+pub struct LoadError(Arc<sea_orm::DbErr>);
+
+impl From<LoadError> for async_graphql::Error {
+    fn from(e: LoadError) -> Self {
+        AppError::internal(anyhow::anyhow!("loading failed: {}", e.0)).into()
+    }
+}
+
+fn err(e: sea_orm::DbErr) -> LoadError {
+    LoadError(Arc::new(e))
+}
+
+macro_rules! key {
+    ($name:ident) => {
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub struct $name(pub Uuid);
+    };
+}
+
+key!(UserKey);
+key!(CommitmentKey);
+key!(SuggestionKey);
+key!(MilestonesOf);
+key!(ResponsesOf);
+key!(ResponseKey);
+key!(ViewerSupports);
+key!(ViewerFollowsSuggestion);
+key!(ViewerFollowsCommitment);
+
+fn ids<K: Copy>(keys: &[K], f: impl Fn(K) -> Uuid) -> Vec<Uuid> {
+    keys.iter().map(|k| f(*k)).collect()
+}
+
+impl Loader<UserKey> for Loaders {
+    type Value = user::Model;
+    type Error = LoadError;
+    async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, user::Model>, LoadError> {
+        let rows = user::Entity::find()
+            .filter(user::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (UserKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<CommitmentKey> for Loaders {
+    type Value = commitment::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[CommitmentKey],
+    ) -> Result<HashMap<CommitmentKey, commitment::Model>, LoadError> {
+        let rows = commitment::Entity::find()
+            .filter(commitment::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (CommitmentKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<SuggestionKey> for Loaders {
+    type Value = suggestion::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[SuggestionKey],
+    ) -> Result<HashMap<SuggestionKey, suggestion::Model>, LoadError> {
+        let rows = suggestion::Entity::find()
+            .filter(suggestion::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (SuggestionKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<ResponseKey> for Loaders {
+    type Value = official_response::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ResponseKey],
+    ) -> Result<HashMap<ResponseKey, official_response::Model>, LoadError> {
+        let rows = official_response::Entity::find()
+            .filter(official_response::Column::Id.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (ResponseKey(r.id), r)).collect())
+    }
+}
+
+impl Loader<MilestonesOf> for Loaders {
+    type Value = Vec<milestone::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[MilestonesOf],
+    ) -> Result<HashMap<MilestonesOf, Vec<milestone::Model>>, LoadError> {
+        let rows = milestone::Entity::find()
+            .filter(milestone::Column::CommitmentId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(milestone::Column::Position)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<MilestonesOf, Vec<milestone::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for r in rows {
+            out.entry(MilestonesOf(r.commitment_id))
+                .or_default()
+                .push(r);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ResponsesOf> for Loaders {
+    type Value = Vec<official_response::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ResponsesOf],
+    ) -> Result<HashMap<ResponsesOf, Vec<official_response::Model>>, LoadError> {
+        let rows = official_response::Entity::find()
+            .filter(official_response::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(official_response::Column::Id)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<ResponsesOf, Vec<official_response::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for r in rows {
+            if let Some(s) = r.suggestion_id {
+                out.entry(ResponsesOf(s)).or_default().push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ViewerSupports> for Loaders {
+    type Value = bool;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerSupports],
+    ) -> Result<HashMap<ViewerSupports, bool>, LoadError> {
+        let mut out: HashMap<ViewerSupports, bool> = keys.iter().map(|k| (*k, false)).collect();
+        let Some(viewer) = self.viewer else {
+            return Ok(out);
+        };
+        let rows = support::Entity::find()
+            .filter(support::Column::UserId.eq(viewer))
+            .filter(support::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        for r in rows {
+            out.insert(ViewerSupports(r.suggestion_id), true);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ViewerFollowsSuggestion> for Loaders {
+    type Value = bool;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerFollowsSuggestion],
+    ) -> Result<HashMap<ViewerFollowsSuggestion, bool>, LoadError> {
+        let mut out: HashMap<ViewerFollowsSuggestion, bool> =
+            keys.iter().map(|k| (*k, false)).collect();
+        let Some(viewer) = self.viewer else {
+            return Ok(out);
+        };
+        let rows = suggestion_follow::Entity::find()
+            .filter(suggestion_follow::Column::UserId.eq(viewer))
+            .filter(suggestion_follow::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        for r in rows {
+            out.insert(ViewerFollowsSuggestion(r.suggestion_id), true);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ViewerFollowsCommitment> for Loaders {
+    type Value = bool;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerFollowsCommitment],
+    ) -> Result<HashMap<ViewerFollowsCommitment, bool>, LoadError> {
+        let mut out: HashMap<ViewerFollowsCommitment, bool> =
+            keys.iter().map(|k| (*k, false)).collect();
+        let Some(viewer) = self.viewer else {
+            return Ok(out);
+        };
+        let rows = commitment_follow::Entity::find()
+            .filter(commitment_follow::Column::UserId.eq(viewer))
+            .filter(commitment_follow::Column::CommitmentId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        for r in rows {
+            out.insert(ViewerFollowsCommitment(r.commitment_id), true);
+        }
+        Ok(out)
+    }
+}

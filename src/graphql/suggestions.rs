@@ -1,0 +1,657 @@
+//! Suggestions, supports, follows, official responses and the outcome log.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, Union, ID};
+use chrono::{DateTime, Utc};
+
+use super::accounts::User;
+use super::commitments::Commitment;
+use super::connection::connection;
+use super::loaders::{
+    CommitmentKey, ResponseKey, ResponsesOf, SuggestionKey, UserKey, ViewerFollowsSuggestion,
+    ViewerSupports,
+};
+use super::scalars::{parse_id, to_id};
+use super::{ctx, loader};
+use crate::entities::suggestion::{self, Status as DbStatus};
+use crate::entities::{official_response, outcome, suggestion_revision};
+use crate::error::AppError;
+use crate::services::page::PageRequest;
+use crate::services::suggestions::{self as service, Filter, NewResponse, Order};
+
+/// Where a suggestion stands in the official workflow.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SuggestionStatus {
+    /// Posted, waiting for officials.
+    Submitted,
+    /// Officials are looking at it.
+    UnderReview,
+    /// Officials will act on it.
+    Accepted,
+    /// Officials will not act on it (the response says why).
+    Declined,
+    /// Done.
+    Implemented,
+    /// Merged into another suggestion (`duplicateOf`).
+    Duplicate,
+    /// Withdrawn by its author; kept on the record.
+    Withdrawn,
+}
+
+impl From<DbStatus> for SuggestionStatus {
+    fn from(s: DbStatus) -> Self {
+        match s {
+            DbStatus::Submitted => Self::Submitted,
+            DbStatus::UnderReview => Self::UnderReview,
+            DbStatus::Accepted => Self::Accepted,
+            DbStatus::Declined => Self::Declined,
+            DbStatus::Implemented => Self::Implemented,
+            DbStatus::Duplicate => Self::Duplicate,
+            DbStatus::Withdrawn => Self::Withdrawn,
+        }
+    }
+}
+
+impl From<SuggestionStatus> for DbStatus {
+    fn from(s: SuggestionStatus) -> Self {
+        match s {
+            SuggestionStatus::Submitted => Self::Submitted,
+            SuggestionStatus::UnderReview => Self::UnderReview,
+            SuggestionStatus::Accepted => Self::Accepted,
+            SuggestionStatus::Declined => Self::Declined,
+            SuggestionStatus::Implemented => Self::Implemented,
+            SuggestionStatus::Duplicate => Self::Duplicate,
+            SuggestionStatus::Withdrawn => Self::Withdrawn,
+        }
+    }
+}
+
+/// How to order suggestions.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum SuggestionOrder {
+    /// Most supported first.
+    #[default]
+    Top,
+    /// Newest first.
+    New,
+    /// Most supported in the last 7 days first.
+    Trending,
+    /// Oldest still waiting for an official answer first (only those waiting).
+    LongestWaiting,
+}
+
+impl From<SuggestionOrder> for Order {
+    fn from(o: SuggestionOrder) -> Self {
+        match o {
+            SuggestionOrder::Top => Order::Top,
+            SuggestionOrder::New => Order::New,
+            SuggestionOrder::Trending => Order::Trending,
+            SuggestionOrder::LongestWaiting => Order::LongestWaiting,
+        }
+    }
+}
+
+pub struct Suggestion(pub suggestion::Model);
+
+/// A data user's proposal for improving a commitment.
+#[Object]
+impl Suggestion {
+    /// Opaque identifier.
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// The commitment it is about.
+    async fn commitment(&self, c: &Context<'_>) -> async_graphql::Result<Option<Commitment>> {
+        Ok(loader(c)?
+            .load_one(CommitmentKey(self.0.commitment_id))
+            .await?
+            .map(Commitment))
+    }
+    /// Who posted it.
+    async fn author(&self, c: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(loader(c)?
+            .load_one(UserKey(self.0.author_id))
+            .await?
+            .map(User))
+    }
+    /// Title.
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    /// Body, in Markdown.
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    /// Body rendered to sanitised HTML.
+    async fn body_html(&self) -> &str {
+        &self.0.body_html
+    }
+    /// Where it stands in the workflow.
+    async fn status(&self) -> SuggestionStatus {
+        self.0.status.into()
+    }
+    /// How many accounts support it.
+    async fn support_count(&self) -> i32 {
+        self.0.support_count
+    }
+    /// Whether the viewer supports it (false when anonymous).
+    async fn viewer_has_supported(&self, c: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(loader(c)?
+            .load_one(ViewerSupports(self.0.id))
+            .await?
+            .unwrap_or(false))
+    }
+    /// How many accounts follow it.
+    async fn follower_count(&self) -> i32 {
+        self.0.follower_count
+    }
+    /// Whether the viewer follows it (false when anonymous).
+    async fn viewer_is_following(&self, c: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(loader(c)?
+            .load_one(ViewerFollowsSuggestion(self.0.id))
+            .await?
+            .unwrap_or(false))
+    }
+    /// Official responses, oldest first.
+    async fn responses(&self, c: &Context<'_>) -> async_graphql::Result<Vec<OfficialResponse>> {
+        let found = loader(c)?
+            .load_one(ResponsesOf(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(found.into_iter().map(OfficialResponse).collect())
+    }
+    /// Earlier versions, oldest first, kept when the author edited it.
+    async fn revisions(&self, c: &Context<'_>) -> async_graphql::Result<Vec<SuggestionRevision>> {
+        let (services, _) = ctx(c)?;
+        Ok(service::revisions(services, self.0.id)
+            .await?
+            .into_iter()
+            .map(SuggestionRevision)
+            .collect())
+    }
+    /// When it was posted.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// When officials first answered it; null while unanswered.
+    async fn responded_at(&self) -> Option<DateTime<Utc>> {
+        self.0.responded_at
+    }
+    /// Since when it has been waiting for an official answer; null when not waiting.
+    async fn awaiting_response_since(&self) -> Option<DateTime<Utc>> {
+        self.0.awaiting_response.then_some(self.0.created_at)
+    }
+    /// The suggestion this one was merged into, when DUPLICATE.
+    async fn duplicate_of(&self, c: &Context<'_>) -> async_graphql::Result<Option<Suggestion>> {
+        let Some(id) = self.0.duplicate_of_id else {
+            return Ok(None);
+        };
+        Ok(loader(c)?
+            .load_one(SuggestionKey(id))
+            .await?
+            .map(Suggestion))
+    }
+}
+
+pub struct SuggestionRevision(pub suggestion_revision::Model);
+
+/// An earlier version of a suggestion.
+#[Object]
+impl SuggestionRevision {
+    /// The title then.
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    /// The body then, in Markdown.
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    /// When this version was written.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct OfficialResponse(pub official_response::Model);
+
+/// An official's published answer. Immutable: a correction is a new response.
+#[Object]
+impl OfficialResponse {
+    /// Opaque identifier.
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// The official who published it.
+    async fn author(&self, c: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(loader(c)?
+            .load_one(UserKey(self.0.author_id))
+            .await?
+            .map(User))
+    }
+    /// The answer, in Markdown (may be empty when only the status changed).
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    /// The answer rendered to sanitised HTML.
+    async fn body_html(&self) -> &str {
+        &self.0.body_html
+    }
+    /// The status the suggestion had before.
+    async fn previous_status(&self) -> Option<SuggestionStatus> {
+        self.0.previous_status.map(Into::into)
+    }
+    /// The status the response gave the suggestion, if it changed it.
+    async fn new_status(&self) -> Option<SuggestionStatus> {
+        self.0.new_status.map(Into::into)
+    }
+    /// The suggestion answered.
+    async fn suggestion(&self, c: &Context<'_>) -> async_graphql::Result<Option<Suggestion>> {
+        let Some(id) = self.0.suggestion_id else {
+            return Ok(None);
+        };
+        Ok(loader(c)?
+            .load_one(SuggestionKey(id))
+            .await?
+            .map(Suggestion))
+    }
+    /// The commitment concerned.
+    async fn commitment(&self, c: &Context<'_>) -> async_graphql::Result<Option<Commitment>> {
+        let Some(id) = self.0.commitment_id else {
+            return Ok(None);
+        };
+        Ok(loader(c)?
+            .load_one(CommitmentKey(id))
+            .await?
+            .map(Commitment))
+    }
+    /// When it was published.
+    async fn published_at(&self) -> DateTime<Utc> {
+        self.0.published_at
+    }
+}
+
+/// An entry of the public record: what officials answered and what meet-ups decided.
+#[derive(Union)]
+pub enum Outcome {
+    /// An official response.
+    OfficialResponse(OfficialResponse),
+}
+
+connection!(
+    SuggestionConnection,
+    SuggestionEdge,
+    Suggestion,
+    "A page of suggestions.",
+    "A suggestion in a list."
+);
+connection!(
+    OutcomeConnection,
+    OutcomeEdge,
+    Outcome,
+    "A page of the outcome record, newest first.",
+    "An outcome in the record."
+);
+
+/// Narrows the list of suggestions.
+#[derive(InputObject, Default)]
+pub struct SuggestionFilter {
+    /// Only suggestions on this commitment.
+    pub commitment_id: Option<ID>,
+    /// Only suggestions with this status.
+    pub status: Option<SuggestionStatus>,
+    /// Only suggestions by this account.
+    pub author_id: Option<ID>,
+    /// true: only those waiting for an official answer; false: only those answered or closed.
+    pub awaiting_response: Option<bool>,
+}
+
+/// Narrows the outcome record.
+#[derive(InputObject, Default)]
+pub struct OutcomeFilter {
+    /// Only outcomes about this commitment.
+    pub commitment_id: Option<ID>,
+}
+
+pub(crate) async fn suggestion_connection(
+    c: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+    filter: SuggestionFilter,
+    order_by: Option<SuggestionOrder>,
+) -> async_graphql::Result<SuggestionConnection> {
+    let (services, _) = ctx(c)?;
+    let page = PageRequest::parse(first, after.as_deref())?;
+    let filter = Filter {
+        commitment_id: filter
+            .commitment_id
+            .as_ref()
+            .map(|i| parse_id("filter.commitmentId", i))
+            .transpose()?,
+        status: filter.status.map(Into::into),
+        author_id: filter
+            .author_id
+            .as_ref()
+            .map(|i| parse_id("filter.authorId", i))
+            .transpose()?,
+        awaiting_response: filter.awaiting_response,
+    };
+    let order: Order = order_by.unwrap_or_default().into();
+    let found = service::list(services, &filter, order, &page).await?;
+    let (s, f) = (services.clone(), filter.clone());
+    Ok(SuggestionConnection::new(
+        found,
+        Suggestion,
+        Box::new(move || {
+            let (s, f) = (s.clone(), f.clone());
+            Box::pin(async move { service::count(&s, &f, order).await })
+        }),
+    ))
+}
+
+/// A new suggestion.
+#[derive(InputObject)]
+pub struct CreateSuggestionInput {
+    /// The commitment it is about.
+    pub commitment_id: ID,
+    /// Title, 5–200 characters.
+    pub title: String,
+    /// Body in Markdown, 1–20,000 characters.
+    pub body: String,
+}
+
+/// Changes by the author while the suggestion is SUBMITTED.
+#[derive(InputObject)]
+pub struct UpdateSuggestionInput {
+    /// The suggestion.
+    pub id: ID,
+    /// New title.
+    pub title: Option<String>,
+    /// New body.
+    pub body: Option<String>,
+}
+
+/// An official response to publish.
+#[derive(InputObject)]
+pub struct PublishResponseInput {
+    /// The suggestion answered.
+    pub suggestion_id: ID,
+    /// The answer in Markdown; required when declining.
+    pub body: Option<String>,
+    /// The suggestion's new status, if the response changes it.
+    pub new_status: Option<SuggestionStatus>,
+    /// With DUPLICATE: the suggestion (on the same commitment) this one duplicates.
+    pub duplicate_of_id: Option<ID>,
+}
+
+macro_rules! suggestion_payload {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(SimpleObject)]
+        pub struct $name {
+            /// The suggestion as it is now.
+            pub suggestion: Suggestion,
+        }
+    };
+}
+
+suggestion_payload!(CreateSuggestionPayload, "The answer to `createSuggestion`.");
+suggestion_payload!(UpdateSuggestionPayload, "The answer to `updateSuggestion`.");
+suggestion_payload!(
+    WithdrawSuggestionPayload,
+    "The answer to `withdrawSuggestion`."
+);
+suggestion_payload!(
+    SupportSuggestionPayload,
+    "The answer to `supportSuggestion`."
+);
+suggestion_payload!(WithdrawSupportPayload, "The answer to `withdrawSupport`.");
+suggestion_payload!(FollowSuggestionPayload, "The answer to `followSuggestion`.");
+suggestion_payload!(
+    UnfollowSuggestionPayload,
+    "The answer to `unfollowSuggestion`."
+);
+
+/// The answer to `publishResponse`.
+#[derive(SimpleObject)]
+pub struct PublishResponsePayload {
+    /// The published response.
+    pub response: OfficialResponse,
+    /// The suggestion as it is now.
+    pub suggestion: Suggestion,
+    /// With DUPLICATE: how many supports moved to the original (accounts already supporting it are not counted twice).
+    pub moved_support_count: i32,
+    /// With DUPLICATE: how many followers moved to the original.
+    pub moved_follower_count: i32,
+}
+
+#[derive(Default)]
+pub struct SuggestionQuery;
+
+#[Object]
+impl SuggestionQuery {
+    /// Suggestions, filtered and ordered.
+    async fn suggestions(
+        &self,
+        c: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<SuggestionFilter>,
+        order_by: Option<SuggestionOrder>,
+    ) -> async_graphql::Result<SuggestionConnection> {
+        suggestion_connection(c, first, after, filter.unwrap_or_default(), order_by).await
+    }
+
+    /// One suggestion.
+    async fn suggestion(
+        &self,
+        c: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<Suggestion>> {
+        let (services, _) = ctx(c)?;
+        Ok(service::find(services, parse_id("id", &id)?)
+            .await?
+            .map(Suggestion))
+    }
+
+    /// The public record of official responses (and meet-up outcomes), newest first.
+    async fn outcomes(
+        &self,
+        c: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<OutcomeFilter>,
+    ) -> async_graphql::Result<OutcomeConnection> {
+        let (services, _) = ctx(c)?;
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let commitment_id = filter
+            .unwrap_or_default()
+            .commitment_id
+            .as_ref()
+            .map(|i| parse_id("filter.commitmentId", i))
+            .transpose()?;
+        let found = service::outcomes(services, commitment_id, &page).await?;
+        let ids: Vec<ResponseKey> = found
+            .items
+            .iter()
+            .filter_map(|(_, o)| o.response_id.map(ResponseKey))
+            .collect();
+        let responses = loader(c)?.load_many(ids).await?;
+        let mut items = Vec::with_capacity(found.items.len());
+        for (cursor, o) in found.items {
+            let entry: outcome::Model = o;
+            let Some(r) = entry
+                .response_id
+                .and_then(|id| responses.get(&ResponseKey(id)).cloned())
+            else {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "outcome {} has no record",
+                    entry.id
+                ))
+                .into());
+            };
+            items.push((cursor, Outcome::OfficialResponse(OfficialResponse(r))));
+        }
+        let page = crate::services::page::Page {
+            items,
+            has_next_page: found.has_next_page,
+        };
+        let s = services.clone();
+        Ok(OutcomeConnection::new(
+            page,
+            |o| o,
+            Box::new(move || {
+                let s = s.clone();
+                Box::pin(async move { service::count_outcomes(&s, commitment_id).await })
+            }),
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct SuggestionMutation;
+
+#[Object]
+impl SuggestionMutation {
+    /// Posts a suggestion on a commitment (verified accounts); the author follows it.
+    async fn create_suggestion(
+        &self,
+        c: &Context<'_>,
+        input: CreateSuggestionInput,
+    ) -> async_graphql::Result<CreateSuggestionPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let id = parse_id("commitmentId", &input.commitment_id)?;
+        let created = service::create(services, actor, id, &input.title, &input.body).await?;
+        Ok(CreateSuggestionPayload {
+            suggestion: Suggestion(created),
+        })
+    }
+
+    /// Edits one's own suggestion while it is SUBMITTED; the earlier version is kept.
+    async fn update_suggestion(
+        &self,
+        c: &Context<'_>,
+        input: UpdateSuggestionInput,
+    ) -> async_graphql::Result<UpdateSuggestionPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let id = parse_id("id", &input.id)?;
+        let updated = service::update(
+            services,
+            actor,
+            id,
+            input.title.as_deref(),
+            input.body.as_deref(),
+        )
+        .await?;
+        Ok(UpdateSuggestionPayload {
+            suggestion: Suggestion(updated),
+        })
+    }
+
+    /// Withdraws one's own open suggestion; it stays on the record.
+    async fn withdraw_suggestion(
+        &self,
+        c: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<WithdrawSuggestionPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let updated = service::withdraw(services, actor, parse_id("id", &id)?).await?;
+        Ok(WithdrawSuggestionPayload {
+            suggestion: Suggestion(updated),
+        })
+    }
+
+    /// Supports someone else's suggestion (once per account; repeating is harmless).
+    async fn support_suggestion(
+        &self,
+        c: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<SupportSuggestionPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let updated = service::set_support(services, actor, parse_id("id", &id)?, true).await?;
+        Ok(SupportSuggestionPayload {
+            suggestion: Suggestion(updated),
+        })
+    }
+
+    /// Takes one's support back.
+    async fn withdraw_support(
+        &self,
+        c: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<WithdrawSupportPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let updated = service::set_support(services, actor, parse_id("id", &id)?, false).await?;
+        Ok(WithdrawSupportPayload {
+            suggestion: Suggestion(updated),
+        })
+    }
+
+    /// Follows a suggestion, to hear about responses.
+    async fn follow_suggestion(
+        &self,
+        c: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<FollowSuggestionPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let updated = service::set_following(services, actor, parse_id("id", &id)?, true).await?;
+        Ok(FollowSuggestionPayload {
+            suggestion: Suggestion(updated),
+        })
+    }
+
+    /// Stops following a suggestion.
+    async fn unfollow_suggestion(
+        &self,
+        c: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<UnfollowSuggestionPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let updated = service::set_following(services, actor, parse_id("id", &id)?, false).await?;
+        Ok(UnfollowSuggestionPayload {
+            suggestion: Suggestion(updated),
+        })
+    }
+
+    /// Publishes an official response (OFFICIAL or ADMIN), optionally moving the suggestion
+    /// on: SUBMITTED → UNDER_REVIEW | ACCEPTED | DECLINED | DUPLICATE; UNDER_REVIEW →
+    /// ACCEPTED | DECLINED | DUPLICATE; ACCEPTED → IMPLEMENTED | DECLINED.
+    async fn publish_response(
+        &self,
+        c: &Context<'_>,
+        input: PublishResponseInput,
+    ) -> async_graphql::Result<PublishResponsePayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let published = service::publish_response(
+            services,
+            actor,
+            NewResponse {
+                suggestion_id: parse_id("suggestionId", &input.suggestion_id)?,
+                body: input.body,
+                new_status: input.new_status.map(Into::into),
+                duplicate_of_id: input
+                    .duplicate_of_id
+                    .as_ref()
+                    .map(|i| parse_id("duplicateOfId", i))
+                    .transpose()?,
+            },
+        )
+        .await?;
+        Ok(PublishResponsePayload {
+            response: OfficialResponse(published.response),
+            suggestion: Suggestion(published.suggestion),
+            moved_support_count: i32::try_from(published.moved_support_count).unwrap_or(i32::MAX),
+            moved_follower_count: i32::try_from(published.moved_follower_count).unwrap_or(i32::MAX),
+        })
+    }
+}

@@ -1,0 +1,712 @@
+//! Suggestions on commitments, their supports and followers, and the official responses that
+//! move them through the workflow, recorded in the public outcome log.
+
+use chrono::Duration;
+use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::page::{Cursor, Page, PageRequest};
+use super::{outbox, Ctx};
+use crate::auth::Actor;
+use crate::db::{begin_write, now};
+use crate::domain::{MarkdownBody, Title};
+use crate::entities::suggestion::{self, Status};
+use crate::entities::user::Role;
+use crate::entities::{
+    commitment, official_response, outcome, suggestion_follow, suggestion_revision, support,
+};
+use crate::error::{AppError, AppResult};
+
+pub const TITLE_MIN: usize = 5;
+pub const TITLE_MAX: usize = 200;
+pub const BODY_MAX: usize = 20_000;
+/// How far back TRENDING counts supports.
+pub const TRENDING_DAYS: i64 = 7;
+pub const OUTCOME_RESPONSE: &str = "OFFICIAL_RESPONSE";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Top,
+    New,
+    Trending,
+    LongestWaiting,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub commitment_id: Option<Uuid>,
+    pub status: Option<Status>,
+    pub author_id: Option<Uuid>,
+    pub awaiting_response: Option<bool>,
+}
+
+pub struct NewResponse {
+    pub suggestion_id: Uuid,
+    pub body: Option<String>,
+    pub new_status: Option<Status>,
+    pub duplicate_of_id: Option<Uuid>,
+}
+
+pub struct Published {
+    pub response: official_response::Model,
+    pub suggestion: suggestion::Model,
+    pub moved_support_count: u64,
+    pub moved_follower_count: u64,
+}
+
+fn field<T>(name: &str, r: Result<T, crate::domain::DomainError>) -> AppResult<T> {
+    r.map_err(|e| AppError::bad_input(name, e.0))
+}
+
+async fn load<C: ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<suggestion::Model> {
+    suggestion::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(AppError::NotFound("suggestion"))
+}
+
+pub async fn find(ctx: &Ctx, id: Uuid) -> AppResult<Option<suggestion::Model>> {
+    Ok(suggestion::Entity::find_by_id(id).one(&ctx.db).await?)
+}
+
+async fn add_follow(
+    tx: &DatabaseTransaction,
+    suggestion_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    let r = suggestion_follow::Entity::insert(suggestion_follow::ActiveModel {
+        suggestion_id: Set(suggestion_id),
+        user_id: Set(user_id),
+        created_at: Set(now()),
+    })
+    .on_conflict_do_nothing_on([
+        suggestion_follow::Column::SuggestionId,
+        suggestion_follow::Column::UserId,
+    ])
+    .exec_without_returning(tx)
+    .await?;
+    Ok(matches!(r, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
+
+async fn bump(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    col: suggestion::Column,
+    delta: i32,
+) -> AppResult<()> {
+    suggestion::Entity::update_many()
+        .col_expr(col, Expr::col(col).add(delta))
+        .filter(suggestion::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn create(
+    ctx: &Ctx,
+    actor: &Actor,
+    commitment_id: Uuid,
+    title: &str,
+    body: &str,
+) -> AppResult<suggestion::Model> {
+    actor.require_verified()?;
+    let title = field("title", Title::parse(title, TITLE_MIN, TITLE_MAX))?;
+    let body = field("body", MarkdownBody::parse(body, 1, BODY_MAX))?;
+    let tx = begin_write(&ctx.db).await?;
+    let c = commitment::Entity::find_by_id(commitment_id)
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("commitment"))?;
+    if c.status == commitment::Status::Withdrawn {
+        return Err(AppError::Conflict(
+            "this commitment was withdrawn and takes no new suggestions".into(),
+        ));
+    }
+    let at = now();
+    let created = suggestion::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        commitment_id: Set(commitment_id),
+        author_id: Set(actor.id),
+        title: Set(title.as_str().to_string()),
+        body: Set(body.source().to_string()),
+        body_html: Set(body.html().to_string()),
+        status: Set(Status::Submitted),
+        support_count: Set(0),
+        follower_count: Set(1),
+        trending_score: Set(0),
+        awaiting_response: Set(true),
+        responded_at: Set(None),
+        duplicate_of_id: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(&tx)
+    .await?;
+    add_follow(&tx, created.id, actor.id).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The author edits while the suggestion is still SUBMITTED; the version replaced is kept.
+pub async fn update(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: Uuid,
+    title: Option<&str>,
+    body: Option<&str>,
+) -> AppResult<suggestion::Model> {
+    actor.require_verified()?;
+    let title = title
+        .map(|t| field("title", Title::parse(t, TITLE_MIN, TITLE_MAX)))
+        .transpose()?;
+    let body = body
+        .map(|b| field("body", MarkdownBody::parse(b, 1, BODY_MAX)))
+        .transpose()?;
+    let tx = begin_write(&ctx.db).await?;
+    let s = load(&tx, id).await?;
+    if s.author_id != actor.id {
+        return Err(AppError::Forbidden(
+            "only the author edits a suggestion".into(),
+        ));
+    }
+    if s.status != Status::Submitted {
+        return Err(AppError::Conflict(format!(
+            "a suggestion can be edited only while SUBMITTED; this one is {}",
+            s.status.as_str()
+        )));
+    }
+    if title.is_none() && body.is_none() {
+        return Ok(s);
+    }
+    suggestion_revision::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        suggestion_id: Set(s.id),
+        title: Set(s.title.clone()),
+        body: Set(s.body.clone()),
+        created_at: Set(s.updated_at),
+    }
+    .insert(&tx)
+    .await?;
+    let mut m = s.into_active_model();
+    if let Some(t) = title {
+        m.title = Set(t.as_str().to_string());
+    }
+    if let Some(b) = body {
+        m.body = Set(b.source().to_string());
+        m.body_html = Set(b.html().to_string());
+    }
+    m.updated_at = Set(now());
+    let updated = m.update(&tx).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// The author withdraws an open suggestion; it stays on the record as WITHDRAWN.
+pub async fn withdraw(ctx: &Ctx, actor: &Actor, id: Uuid) -> AppResult<suggestion::Model> {
+    actor.require_verified()?;
+    let tx = begin_write(&ctx.db).await?;
+    let s = load(&tx, id).await?;
+    if s.author_id != actor.id {
+        return Err(AppError::Forbidden(
+            "only the author withdraws a suggestion".into(),
+        ));
+    }
+    if !s.status.is_open() {
+        return Err(AppError::Conflict(format!(
+            "a {} suggestion cannot be withdrawn",
+            s.status.as_str()
+        )));
+    }
+    let mut m = s.into_active_model();
+    m.status = Set(Status::Withdrawn);
+    m.awaiting_response = Set(false);
+    m.updated_at = Set(now());
+    let updated = m.update(&tx).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Adds or removes the actor's support. The unique (suggestion, account) key makes it exact
+/// under concurrency: the counter moves only when the row really appears or disappears.
+pub async fn set_support(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: Uuid,
+    on: bool,
+) -> AppResult<suggestion::Model> {
+    actor.require_verified()?;
+    let tx = begin_write(&ctx.db).await?;
+    let s = load(&tx, id).await?;
+    if on {
+        if s.author_id == actor.id {
+            return Err(AppError::Forbidden(
+                "you cannot support your own suggestion".into(),
+            ));
+        }
+        if matches!(s.status, Status::Withdrawn | Status::Duplicate) {
+            return Err(AppError::Conflict(format!(
+                "a {} suggestion takes no support",
+                s.status.as_str()
+            )));
+        }
+        let r = support::Entity::insert(support::ActiveModel {
+            suggestion_id: Set(id),
+            user_id: Set(actor.id),
+            created_at: Set(now()),
+        })
+        .on_conflict_do_nothing_on([support::Column::SuggestionId, support::Column::UserId])
+        .exec_without_returning(&tx)
+        .await?;
+        if matches!(r, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            bump(&tx, id, suggestion::Column::SupportCount, 1).await?;
+            bump(&tx, id, suggestion::Column::TrendingScore, 1).await?;
+        }
+    } else {
+        let existing = support::Entity::find_by_id((id, actor.id)).one(&tx).await?;
+        if let Some(existing) = existing {
+            let removed = support::Entity::delete_by_id((id, actor.id))
+                .exec(&tx)
+                .await?
+                .rows_affected;
+            if removed > 0 {
+                bump(&tx, id, suggestion::Column::SupportCount, -1).await?;
+                if existing.created_at > now() - Duration::days(TRENDING_DAYS) {
+                    bump(&tx, id, suggestion::Column::TrendingScore, -1).await?;
+                }
+            }
+        }
+    }
+    let updated = load(&tx, id).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+pub async fn set_following(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: Uuid,
+    follow: bool,
+) -> AppResult<suggestion::Model> {
+    actor.require_verified()?;
+    let tx = begin_write(&ctx.db).await?;
+    load(&tx, id).await?;
+    if follow {
+        if add_follow(&tx, id, actor.id).await? {
+            bump(&tx, id, suggestion::Column::FollowerCount, 1).await?;
+        }
+    } else {
+        let removed = suggestion_follow::Entity::delete_by_id((id, actor.id))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        if removed > 0 {
+            bump(&tx, id, suggestion::Column::FollowerCount, -1).await?;
+        }
+    }
+    let updated = load(&tx, id).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+fn filtered(filter: &Filter) -> Select<suggestion::Entity> {
+    let mut q = suggestion::Entity::find();
+    if let Some(c) = filter.commitment_id {
+        q = q.filter(suggestion::Column::CommitmentId.eq(c));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(suggestion::Column::Status.eq(s));
+    }
+    if let Some(a) = filter.author_id {
+        q = q.filter(suggestion::Column::AuthorId.eq(a));
+    }
+    if let Some(w) = filter.awaiting_response {
+        q = q.filter(suggestion::Column::AwaitingResponse.eq(w));
+    }
+    q
+}
+
+/// Rows after `cursor` in "key DESC, id DESC" order.
+fn after_desc(col: suggestion::Column, key: i64, id: Uuid) -> Condition {
+    Condition::any().add(col.lt(key)).add(
+        Condition::all()
+            .add(col.eq(key))
+            .add(suggestion::Column::Id.lt(id)),
+    )
+}
+
+fn cursor_for(order: Order, s: &suggestion::Model) -> Cursor {
+    let k = match order {
+        Order::Top => Some(json!(s.support_count)),
+        Order::Trending => Some(json!(s.trending_score)),
+        Order::New | Order::LongestWaiting => None,
+    };
+    Cursor { k, id: s.id }
+}
+
+pub async fn list(
+    ctx: &Ctx,
+    filter: &Filter,
+    order: Order,
+    page: &PageRequest,
+) -> AppResult<Page<suggestion::Model>> {
+    let mut q = filtered(filter);
+    match order {
+        Order::Top | Order::Trending => {
+            let col = if order == Order::Top {
+                suggestion::Column::SupportCount
+            } else {
+                suggestion::Column::TrendingScore
+            };
+            if let Some(after) = &page.after {
+                q = q.filter(after_desc(col, after.key_i64()?, after.id));
+            }
+            q = q.order_by_desc(col).order_by_desc(suggestion::Column::Id);
+        }
+        Order::New => {
+            // IDs are UUID v7: their order is creation order.
+            if let Some(after) = &page.after {
+                q = q.filter(suggestion::Column::Id.lt(after.id));
+            }
+            q = q.order_by_desc(suggestion::Column::Id);
+        }
+        Order::LongestWaiting => {
+            q = q.filter(suggestion::Column::AwaitingResponse.eq(true));
+            if let Some(after) = &page.after {
+                q = q.filter(suggestion::Column::Id.gt(after.id));
+            }
+            q = q.order_by_asc(suggestion::Column::Id);
+        }
+    }
+    let rows = q.limit(page.first + 1).all(&ctx.db).await?;
+    Ok(Page::from_rows(rows, page.first, |s| cursor_for(order, s)))
+}
+
+pub async fn count(ctx: &Ctx, filter: &Filter, order: Order) -> AppResult<u64> {
+    let mut q = filtered(filter);
+    if order == Order::LongestWaiting {
+        q = q.filter(suggestion::Column::AwaitingResponse.eq(true));
+    }
+    Ok(q.count(&ctx.db).await?)
+}
+
+/// Publishes an official response, moving the suggestion through the workflow, recording it
+/// in the outcome log, and queuing a notification for each follower, all in one transaction.
+pub async fn publish_response(
+    ctx: &Ctx,
+    actor: &Actor,
+    input: NewResponse,
+) -> AppResult<Published> {
+    actor.require_role(&[Role::Official, Role::Admin])?;
+    actor.require_verified()?;
+    let body = match input
+        .body
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
+        Some(b) => Some(field("body", MarkdownBody::parse(b, 1, BODY_MAX))?),
+        None => None,
+    };
+    if body.is_none() && input.new_status.is_none() {
+        return Err(AppError::bad_input(
+            "body",
+            "a response needs a body, a new status, or both",
+        ));
+    }
+    if input.new_status == Some(Status::Declined)
+        && body
+            .as_ref()
+            .is_none_or(|b| b.source().chars().count() < 10)
+    {
+        return Err(AppError::bad_input(
+            "body",
+            "declining a suggestion needs a body that explains why",
+        ));
+    }
+    if input.duplicate_of_id.is_some() && input.new_status != Some(Status::Duplicate) {
+        return Err(AppError::bad_input(
+            "duplicateOfId",
+            "duplicateOfId goes with newStatus DUPLICATE",
+        ));
+    }
+
+    let tx = begin_write(&ctx.db).await?;
+    let s = load(&tx, input.suggestion_id).await?;
+    let previous = s.status;
+    if let Some(next) = input.new_status {
+        if !previous.can_become(next) {
+            return Err(AppError::bad_input(
+                "newStatus",
+                format!(
+                    "a suggestion cannot go from {} to {}",
+                    previous.as_str(),
+                    next.as_str()
+                ),
+            ));
+        }
+    }
+    let mut moved = (0, 0);
+    let mut duplicate_of = None;
+    if input.new_status == Some(Status::Duplicate) {
+        let target_id = input.duplicate_of_id.ok_or_else(|| {
+            AppError::bad_input("duplicateOfId", "marking a duplicate needs duplicateOfId")
+        })?;
+        if target_id == s.id {
+            return Err(AppError::bad_input(
+                "duplicateOfId",
+                "a suggestion cannot duplicate itself",
+            ));
+        }
+        let target = suggestion::Entity::find_by_id(target_id)
+            .one(&tx)
+            .await?
+            .ok_or_else(|| AppError::bad_input("duplicateOfId", "no such suggestion"))?;
+        if target.commitment_id != s.commitment_id {
+            return Err(AppError::bad_input(
+                "duplicateOfId",
+                "the original must be on the same commitment",
+            ));
+        }
+        if matches!(target.status, Status::Duplicate | Status::Withdrawn) {
+            return Err(AppError::bad_input(
+                "duplicateOfId",
+                format!("the original is itself {}", target.status.as_str()),
+            ));
+        }
+        moved = merge_into(&tx, &s, &target).await?;
+        duplicate_of = Some(target.id);
+    }
+
+    let at = now();
+    let response = official_response::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        suggestion_id: Set(Some(s.id)),
+        commitment_id: Set(Some(s.commitment_id)),
+        author_id: Set(actor.id),
+        body: Set(body
+            .as_ref()
+            .map(|b| b.source().to_string())
+            .unwrap_or_default()),
+        body_html: Set(body
+            .as_ref()
+            .map(|b| b.html().to_string())
+            .unwrap_or_default()),
+        previous_status: Set(Some(previous)),
+        new_status: Set(input.new_status),
+        duplicate_of_id: Set(duplicate_of),
+        published_at: Set(at),
+    }
+    .insert(&tx)
+    .await?;
+    outcome::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(OUTCOME_RESPONSE.to_string()),
+        response_id: Set(Some(response.id)),
+        commitment_id: Set(Some(s.commitment_id)),
+        published_at: Set(at),
+    }
+    .insert(&tx)
+    .await?;
+
+    let suggestion_id = s.id;
+    let title = s.title.clone();
+    let first_response = s.responded_at.is_none();
+    let mut m = s.into_active_model();
+    if let Some(next) = input.new_status {
+        m.status = Set(next);
+    }
+    if first_response {
+        m.responded_at = Set(Some(at));
+    }
+    // Answered: no longer in the "waiting for an answer" queue.
+    m.awaiting_response = Set(false);
+    if let Some(original) = duplicate_of {
+        m.duplicate_of_id = Set(Some(original));
+    }
+    m.updated_at = Set(at);
+    let updated = m.update(&tx).await?;
+
+    let followers = suggestion_follow::Entity::find()
+        .filter(suggestion_follow::Column::SuggestionId.eq(suggestion_id))
+        .all(&tx)
+        .await?;
+    for f in followers.into_iter().filter(|f| f.user_id != actor.id) {
+        outbox::enqueue_notification(
+            &tx,
+            &format!("response_published:{}:{}", response.id, f.user_id),
+            f.user_id,
+            "response_published",
+            json!({
+                "suggestion_id": suggestion_id,
+                "suggestion_title": title,
+                "response_id": response.id,
+                "new_status": input.new_status.map(Status::as_str),
+                "link": ctx.link(&format!("suggestions/{suggestion_id}")),
+            }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Published {
+        response,
+        suggestion: updated,
+        moved_support_count: moved.0,
+        moved_follower_count: moved.1,
+    })
+}
+
+/// Moves supports and followers of `dup` to `target`, skipping accounts already there (and
+/// the target's author, who cannot support their own). Returns how many of each moved.
+async fn merge_into(
+    tx: &DatabaseTransaction,
+    dup: &suggestion::Model,
+    target: &suggestion::Model,
+) -> AppResult<(u64, u64)> {
+    let supports = support::Entity::find()
+        .filter(support::Column::SuggestionId.eq(dup.id))
+        .all(tx)
+        .await?;
+    let already: std::collections::HashSet<Uuid> = support::Entity::find()
+        .filter(support::Column::SuggestionId.eq(target.id))
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|s| s.user_id)
+        .collect();
+    let mut moved_supports = 0;
+    for s in supports
+        .iter()
+        .filter(|s| !already.contains(&s.user_id) && s.user_id != target.author_id)
+    {
+        support::ActiveModel {
+            suggestion_id: Set(target.id),
+            user_id: Set(s.user_id),
+            created_at: Set(s.created_at),
+        }
+        .insert(tx)
+        .await?;
+        moved_supports += 1;
+    }
+    support::Entity::delete_many()
+        .filter(support::Column::SuggestionId.eq(dup.id))
+        .exec(tx)
+        .await?;
+
+    let follows = suggestion_follow::Entity::find()
+        .filter(suggestion_follow::Column::SuggestionId.eq(dup.id))
+        .all(tx)
+        .await?;
+    let mut moved_followers = 0;
+    for f in &follows {
+        if add_follow(tx, target.id, f.user_id).await? {
+            moved_followers += 1;
+        }
+    }
+    recount(tx, dup.id).await?;
+    recount(tx, target.id).await?;
+    Ok((moved_supports, moved_followers))
+}
+
+/// Sets a suggestion's counters from its rows.
+async fn recount(tx: &DatabaseTransaction, id: Uuid) -> AppResult<()> {
+    let since = now() - Duration::days(TRENDING_DAYS);
+    let supports = support::Entity::find()
+        .filter(support::Column::SuggestionId.eq(id))
+        .count(tx)
+        .await?;
+    let recent = support::Entity::find()
+        .filter(support::Column::SuggestionId.eq(id))
+        .filter(support::Column::CreatedAt.gt(since))
+        .count(tx)
+        .await?;
+    let followers = suggestion_follow::Entity::find()
+        .filter(suggestion_follow::Column::SuggestionId.eq(id))
+        .count(tx)
+        .await?;
+    suggestion::Entity::update_many()
+        .col_expr(
+            suggestion::Column::SupportCount,
+            Expr::value(i32::try_from(supports).unwrap_or(i32::MAX)),
+        )
+        .col_expr(
+            suggestion::Column::TrendingScore,
+            Expr::value(i32::try_from(recent).unwrap_or(i32::MAX)),
+        )
+        .col_expr(
+            suggestion::Column::FollowerCount,
+            Expr::value(i32::try_from(followers).unwrap_or(i32::MAX)),
+        )
+        .filter(suggestion::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+/// Lets supports older than the trending window stop counting; run periodically.
+pub async fn refresh_trending<C: ConnectionTrait>(conn: &C) -> AppResult<u64> {
+    let since = now() - Duration::days(TRENDING_DAYS);
+    let recent = Query::select()
+        .expr(Expr::col((support::Entity, support::Column::SuggestionId)).count())
+        .from(support::Entity)
+        .and_where(
+            Expr::col((support::Entity, support::Column::SuggestionId))
+                .equals((suggestion::Entity, suggestion::Column::Id)),
+        )
+        .and_where(Expr::col((support::Entity, support::Column::CreatedAt)).gt(since))
+        .to_owned();
+    let r = suggestion::Entity::update_many()
+        .col_expr(
+            suggestion::Column::TrendingScore,
+            Expr::SubQuery(None, Box::new(recent.into_sub_query_statement())),
+        )
+        .filter(suggestion::Column::TrendingScore.gt(0))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected)
+}
+
+pub async fn revisions(ctx: &Ctx, id: Uuid) -> AppResult<Vec<suggestion_revision::Model>> {
+    Ok(suggestion_revision::Entity::find()
+        .filter(suggestion_revision::Column::SuggestionId.eq(id))
+        .order_by_asc(suggestion_revision::Column::Id)
+        .all(&ctx.db)
+        .await?)
+}
+
+/// The public record, newest first.
+pub async fn outcomes(
+    ctx: &Ctx,
+    commitment_id: Option<Uuid>,
+    page: &PageRequest,
+) -> AppResult<Page<outcome::Model>> {
+    let mut q = outcome::Entity::find();
+    if let Some(c) = commitment_id {
+        q = q.filter(outcome::Column::CommitmentId.eq(c));
+    }
+    if let Some(after) = &page.after {
+        q = q.filter(outcome::Column::Id.lt(after.id));
+    }
+    let rows = q
+        .order_by_desc(outcome::Column::Id)
+        .limit(page.first + 1)
+        .all(&ctx.db)
+        .await?;
+    Ok(Page::from_rows(rows, page.first, |o| Cursor {
+        k: None,
+        id: o.id,
+    }))
+}
+
+pub async fn count_outcomes(ctx: &Ctx, commitment_id: Option<Uuid>) -> AppResult<u64> {
+    let mut q = outcome::Entity::find();
+    if let Some(c) = commitment_id {
+        q = q.filter(outcome::Column::CommitmentId.eq(c));
+    }
+    Ok(q.count(&ctx.db).await?)
+}
