@@ -114,6 +114,7 @@ pub struct JobSettings {
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
     pub lease_secs: i64,
+    pub trending_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -47,6 +47,12 @@ enum Command {
         #[arg(long, default_value = "schema.graphql")]
         output: PathBuf,
     },
+    /// Load data. `--demo` loads the UK's 2016-18 action plan commitments (idempotent).
+    Seed {
+        /// Load the demo commitments.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -147,7 +153,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let app = Application::build(settings).await?;
-            app.outbox_worker().run(shutdown_signal()).await;
+            let stop = shutdown_signal();
+            for job in app.spawn_jobs(&stop) {
+                let _ = job.await;
+            }
             Ok(())
         }
         Command::Migrate { action } => {
@@ -173,6 +182,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message()))?;
             println!("{} is now {:?}", user.email, user.role);
+            Ok(())
+        }
+        Command::Seed { demo } => {
+            anyhow::ensure!(demo, "say what to seed: --demo");
+            let db = convene::db::connect(&settings.database).await?;
+            convene::db::migrate(&db).await?;
+            let ctx = convene::startup::services(std::sync::Arc::new(settings), db)?;
+            let seeded = convene::services::seed::seed_demo(&ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message()))?;
+            println!(
+                "seeded {} commitments with {} milestones ({} already there)",
+                seeded.commitments, seeded.milestones, seeded.skipped
+            );
             Ok(())
         }
         Command::ExportSchema { .. } => Ok(()),

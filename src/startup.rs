@@ -156,13 +156,27 @@ impl Application {
         )
     }
 
+    /// Starts the background jobs: the outbox worker and the trending refresh.
+    pub fn spawn_jobs(&self, cancel: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        let every = Duration::from_secs(self.state.settings.jobs.trending_refresh_secs.max(1));
+        vec![
+            tokio::spawn(self.outbox_worker().run(cancel.child_token())),
+            tokio::spawn(crate::jobs::trending::run(
+                self.state.services.db.clone(),
+                every,
+                cancel.child_token(),
+            )),
+        ]
+    }
+
     /// Serves until `shutdown` is cancelled, then waits for in-flight requests and the
-    /// worker's current batch.
+    /// jobs' current work.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let worker = self.state.settings.jobs.enabled.then(|| {
-            let w = self.outbox_worker();
-            tokio::spawn(w.run(shutdown.child_token()))
-        });
+        let jobs = if self.state.settings.jobs.enabled {
+            self.spawn_jobs(&shutdown)
+        } else {
+            Vec::new()
+        };
         let router = router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "Convene listening; GraphQL at /graphql");
         let stop = shutdown.clone();
@@ -173,8 +187,8 @@ impl Application {
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
         shutdown.cancel();
-        if let Some(w) = worker {
-            let _ = w.await;
+        for job in jobs {
+            let _ = job.await;
         }
         tracing::info!("Convene stopped");
         Ok(())

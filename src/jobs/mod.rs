@@ -2,3 +2,4 @@
 //! `convene serve` by default, or alone as `convene worker`.
 
 pub mod outbox;
+pub mod trending;

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod commitments;
 pub mod outbox;
 pub mod page;
+pub mod seed;
 pub mod suggestions;
 pub mod throttle;
 

@@ -390,3 +390,97 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
 pub async fn exec(db: &DatabaseConnection, sql: &str) {
     db.execute_unprepared(sql).await.expect("statement");
 }
+
+/// Starts an app on a database connection prepared by the test (e.g. one that counts
+/// statements).
+pub async fn spawn_app_with_db(
+    db: DatabaseConnection,
+    url: String,
+    dir: tempfile::TempDir,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(url.clone());
+    settings.mail.file_dir = dir.path().join("mail");
+    configure(&mut settings);
+    convene::db::migrate(&db).await.expect("migrate");
+    let app = Application::build_with_db(settings.clone(), db)
+        .await
+        .expect("build app");
+    let address = format!("http://{}", app.local_addr().expect("addr"));
+    let db = app.db();
+    let mail = app.memory_mail().unwrap_or_default();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        address,
+        db,
+        database_url: url,
+        mail,
+        client: reqwest::Client::new(),
+        settings,
+        shutdown,
+        handle: Some(handle),
+        _dir: dir,
+    }
+}
+
+/// A verified account with a role, logged in.
+pub async fn user_with_role(
+    app: &TestApp,
+    email: &str,
+    name: &str,
+    role: convene::entities::user::Role,
+) -> Session {
+    let s = app.verified_user(email, name).await;
+    app.make_role(email, role).await;
+    s
+}
+
+/// Creates a commitment as an official and returns its ID.
+pub async fn create_commitment(
+    app: &TestApp,
+    official: &Session,
+    reference: &str,
+    title: &str,
+) -> String {
+    let r = app
+        .gql(
+            Some(&official.access),
+            "mutation($i: CreateCommitmentInput!) { createCommitment(input: $i) { commitment { id } } }",
+            json!({"i": {"reference": reference, "title": title, "description": format!("About {title}."), "actionPlan": "Test plan", "leadInstitution": "Cabinet Office", "status": "LIMITED"}}),
+        )
+        .await;
+    r["data"]["createCommitment"]["commitment"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createCommitment failed: {r}"))
+        .to_string()
+}
+
+/// Posts a suggestion and returns its ID.
+pub async fn create_suggestion(
+    app: &TestApp,
+    author: &Session,
+    commitment_id: &str,
+    title: &str,
+) -> String {
+    let r = app
+        .gql(
+            Some(&author.access),
+            "mutation($i: CreateSuggestionInput!) { createSuggestion(input: $i) { suggestion { id } } }",
+            json!({"i": {"commitmentId": commitment_id, "title": title, "body": format!("Please consider: {title}")}}),
+        )
+        .await;
+    r["data"]["createSuggestion"]["suggestion"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("createSuggestion failed: {r}"))
+        .to_string()
+}
+
+impl TestApp {
+    /// A verified account named after `i`, logged in; for tests that need many.
+    pub async fn verified_user_quick(&self, i: &i32) -> Session {
+        self.verified_user(&format!("crowd{i}@example.org"), &format!("Crowd {i}"))
+            .await
+    }
+}
