@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use rand::Rng;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
@@ -160,7 +159,7 @@ impl OutboxWorker {
                     tracing::error!(id = %row.id, attempts, error = %message, "outbox row given up");
                 } else {
                     let delay = backoff(&self.settings, attempts);
-                    let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    let next = now() + chrono::Duration::from_std(delay).unwrap_or_default();
                     update.next_attempt_at = Set(next);
                     tracing::warn!(id = %row.id, attempts, retry_in_secs = delay.as_secs(), error = %message, "outbox delivery failed; will retry");
                 }

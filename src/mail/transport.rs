@@ -29,13 +29,12 @@ impl OutgoingMail {
     pub fn to_message(&self) -> anyhow::Result<Message> {
         let from: Mailbox = self.from.parse().context("mail.from is not a mailbox")?;
         let to: Mailbox = self.to.parse().context("recipient is not a mailbox")?;
-        let mut builder = Message::builder()
+        let mut message = Message::builder()
             .from(from)
             .to(to)
             .subject(self.subject.clone())
-            .message_id(Some(self.message_id.clone()));
-        let _ = &mut builder;
-        let message = builder.multipart(
+            .message_id(Some(self.message_id.clone()))
+            .multipart(
             MultiPart::alternative()
                 .singlepart(
                     SinglePart::builder()
@@ -48,7 +47,6 @@ impl OutgoingMail {
                         .body(self.html.clone()),
                 ),
         )?;
-        let mut message = message;
         message.headers_mut().insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Convene-Template"),
             self.template.clone(),

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect,
+    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -750,11 +750,4 @@ pub async fn authenticate(ctx: &Ctx, claims: &Claims) -> AppResult<Actor> {
         }
         _ => Err(ended()),
     }
-}
-
-pub async fn count_admins(ctx: &Ctx) -> AppResult<u64> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Role.eq(Role::Admin))
-        .count(&ctx.db)
-        .await?)
 }

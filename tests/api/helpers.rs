@@ -217,10 +217,6 @@ impl TestApp {
         }
     }
 
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
     /// POSTs a GraphQL operation and returns the JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         self.gql_from(token, None, query, variables).await

@@ -4,12 +4,15 @@
 //! test (SQLite, or PostgreSQL when CONVENE_TEST_DATABASE_URL is set), captured mail.
 
 mod helpers;
+mod smtp_server;
 
 mod accounts;
+mod commitments;
 mod cli;
 mod http;
 mod mail;
 mod migrations;
 mod schema;
 mod sessions;
+mod suggestions;
 mod throttling;

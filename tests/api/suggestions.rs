@@ -523,7 +523,7 @@ async fn duplicates_merge_supports_and_followers_without_double_counting() {
     assert_eq!(p["suggestion"]["supportCount"], 0);
     let o = suggestion(app, None, &original).await;
     assert_eq!(o["supportCount"], 3);
-    assert_eq!(count(&app.db, &format!("SELECT COUNT(*) FROM supports WHERE suggestion_id IN (SELECT id FROM suggestions WHERE title = 'Open bus timetables')")).await, 3);
+    assert_eq!(count(&app.db, "SELECT COUNT(*) FROM supports WHERE suggestion_id IN (SELECT id FROM suggestions WHERE title = 'Open bus timetables')").await, 3);
     // Carl (the duplicate's author, following it) now follows the original too.
     assert_eq!(p["movedFollowerCount"], 1);
     assert_eq!(o["followerCount"], 2);
@@ -645,6 +645,32 @@ async fn paging_while_suggestions_arrive_never_repeats_or_skips() {
     for id in existing.iter().take(7) {
         app.gql(Some(&bob.access), SUPPORT, json!({"id": id})).await;
     }
+    // Meanwhile, another client keeps posting suggestions.
+    let writer = {
+        let (client, url, token, commitment) = (
+            app.client.clone(),
+            app.url("/graphql"),
+            bob.access.clone(),
+            f.commitment.clone(),
+        );
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let r: Value = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"query": "mutation($i: CreateSuggestionInput!) { createSuggestion(input: $i) { suggestion { id } } }",
+                        "variables": {"i": {"commitmentId": commitment, "title": format!("Concurrent arrival {i}"), "body": "b"}}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(r["errors"].is_null(), "{r}");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+    };
     for order in ["NEW", "TOP", "TRENDING", "LONGEST_WAITING"] {
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
@@ -685,6 +711,15 @@ async fn paging_while_suggestions_arrive_never_repeats_or_skips() {
             );
         }
     }
+    writer.await.unwrap();
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT COUNT(*) FROM suggestions WHERE title LIKE 'Concurrent arrival%'"
+        )
+        .await,
+        40
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,202 @@
+//! A tiny plain-text SMTP server for tests: enough of RFC 5321 for lettre's
+//! `AsyncSmtpTransport` without TLS. It records every accepted message and can be switched to
+//! answer `451` (a transient failure) to `MAIL FROM`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// One message the server accepted.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    /// The message as sent after DATA, with dot-stuffing undone and CRLF line endings.
+    pub data: String,
+}
+
+impl ReceivedMail {
+    pub fn is_for(&self, address: &str) -> bool {
+        self.recipients
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(address))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    received: Mutex<Vec<ReceivedMail>>,
+    failing: AtomicBool,
+    /// How many `MAIL FROM` commands were refused while failing.
+    refused: AtomicUsize,
+}
+
+pub struct SmtpServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the test SMTP server");
+        let addr = listener.local_addr().expect("SMTP server address");
+        let state = Arc::new(State::default());
+        let shared = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    // A client that hangs up mid-conversation just ends its session.
+                    let _ = session(stream, state).await;
+                });
+            }
+        });
+        SmtpServer {
+            addr,
+            state,
+            accept,
+        }
+    }
+
+    /// A server that refuses every message until `set_failing(false)`.
+    pub async fn start_failing() -> SmtpServer {
+        let server = SmtpServer::start().await;
+        server.set_failing(true);
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.state.received.lock().expect("SMTP store").clone()
+    }
+
+    pub fn received_for(&self, address: &str) -> Vec<ReceivedMail> {
+        self.received()
+            .into_iter()
+            .filter(|m| m.is_for(address))
+            .collect()
+    }
+}
+
+/// The address inside `MAIL FROM:<a@b> ...` or `RCPT TO:<a@b>`.
+fn path_argument(rest: &str) -> String {
+    let rest = rest.trim();
+    match (rest.find('<'), rest.find('>')) {
+        (Some(open), Some(close)) if open < close => rest[open + 1..close].to_string(),
+        _ => rest.split_whitespace().next().unwrap_or("").to_string(),
+    }
+}
+
+async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    write
+        .write_all(b"220 localhost test SMTP ready\r\n")
+        .await?;
+    let mut mail_from: Option<String> = None;
+    let mut recipients: Vec<String> = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end_matches(['\r', '\n']);
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => {
+                mail_from = None;
+                recipients.clear();
+                b"250 localhost\r\n"
+            }
+            "MAIL" if state.failing.load(Ordering::SeqCst) => {
+                state.refused.fetch_add(1, Ordering::SeqCst);
+                b"451 4.3.0 try again later\r\n"
+            }
+            "MAIL" => {
+                let rest = command.get(5..).unwrap_or("");
+                let rest = rest.trim_start().strip_prefix("FROM:").unwrap_or(rest);
+                mail_from = Some(path_argument(rest));
+                recipients.clear();
+                b"250 2.1.0 OK\r\n"
+            }
+            "RCPT" if mail_from.is_none() => b"503 5.5.1 MAIL first\r\n",
+            "RCPT" => {
+                let rest = command.get(5..).unwrap_or("");
+                let rest = rest.trim_start().strip_prefix("TO:").unwrap_or(rest);
+                recipients.push(path_argument(rest));
+                b"250 2.1.5 OK\r\n"
+            }
+            "DATA" if recipients.is_empty() => b"503 5.5.1 RCPT first\r\n",
+            "DATA" => {
+                write
+                    .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    let content = line.trim_end_matches(['\r', '\n']);
+                    if content == "." {
+                        break;
+                    }
+                    // Undo dot-stuffing (RFC 5321 §4.5.2).
+                    data.push_str(content.strip_prefix('.').unwrap_or(content));
+                    data.push_str("\r\n");
+                }
+                state
+                    .received
+                    .lock()
+                    .expect("SMTP store")
+                    .push(ReceivedMail {
+                        mail_from: mail_from.take().unwrap_or_default(),
+                        recipients: std::mem::take(&mut recipients),
+                        data,
+                    });
+                b"250 2.0.0 queued\r\n"
+            }
+            "RSET" => {
+                mail_from = None;
+                recipients.clear();
+                b"250 2.0.0 OK\r\n"
+            }
+            "NOOP" => b"250 2.0.0 OK\r\n",
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 command not implemented\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
