@@ -76,12 +76,22 @@ async fn admin_execute(url: &str, sql: &str) -> Result<(), sea_orm::DbErr> {
 
 static PG_TEMPLATE: OnceCell<String> = OnceCell::const_new();
 
+/// `{prefix}_{unix time}_{random}`: the time lets later runs clean up only old leftovers.
+fn test_database_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        chrono::Utc::now().timestamp(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// Migrates a template database once per run; each test gets a copy (fast, and the
 /// migrations are the real ones).
 async fn pg_template(base: &str) -> String {
     PG_TEMPLATE
         .get_or_init(|| async {
-            // Leftovers of earlier runs; a database still in use elsewhere just stays.
+            // Leftovers of earlier runs, by the creation time in their names. Only those older
+            // than two hours go, so runs sharing this server never drop each other's.
             let admin = convene::db::connect_url(base, 1)
                 .await
                 .expect("connect to PostgreSQL");
@@ -92,14 +102,19 @@ async fn pg_template(base: &str) -> String {
                 ))
                 .await
                 .expect("list databases");
+            let cutoff = chrono::Utc::now().timestamp() - 2 * 3600;
             for row in rows {
                 let name: String = row.try_get("", "datname").expect("datname");
+                let created = name.split('_').nth(2).and_then(|t| t.parse::<i64>().ok());
+                if created.is_some_and(|t| t > cutoff) {
+                    continue;
+                }
                 let _ = admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
                     .await;
             }
             admin.close().await.expect("close");
-            let name = format!("convene_tpl_{}", uuid::Uuid::new_v4().simple());
+            let name = test_database_name("convene_tpl");
             admin_execute(base, &format!("CREATE DATABASE \"{name}\""))
                 .await
                 .expect("create template");
@@ -119,7 +134,7 @@ pub async fn fresh_database_url(dir: &Path) -> String {
     match pg_url() {
         Some(base) => {
             let template = pg_template(&base).await;
-            let name = format!("convene_t_{}", uuid::Uuid::new_v4().simple());
+            let name = test_database_name("convene_t");
             let mut tries = 0;
             loop {
                 match admin_execute(
@@ -148,7 +163,7 @@ pub async fn fresh_database_url(dir: &Path) -> String {
 pub async fn empty_database_url(dir: &Path) -> String {
     match pg_url() {
         Some(base) => {
-            let name = format!("convene_t_{}", uuid::Uuid::new_v4().simple());
+            let name = test_database_name("convene_t");
             admin_execute(&base, &format!("CREATE DATABASE \"{name}\""))
                 .await
                 .expect("create empty database");
