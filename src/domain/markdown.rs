@@ -127,8 +127,15 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("javascript:"), "{html}");
         // The raw HTML is shown as text: no tag carries an event handler.
-        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
-        for tag in html.split('<').skip(1).map(|t| t.split('>').next().unwrap_or("")) {
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        for tag in html
+            .split('<')
+            .skip(1)
+            .map(|t| t.split('>').next().unwrap_or(""))
+        {
             assert!(!tag.contains("onerror"), "{tag}");
         }
     }

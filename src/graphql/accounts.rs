@@ -317,7 +317,11 @@ impl AccountQuery {
     }
 
     /// One account by ID.
-    async fn user(&self, c: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+    async fn user(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "Its ID.")] id: ID,
+    ) -> async_graphql::Result<Option<User>> {
         let (services, _) = ctx(c)?;
         let id = parse_id("id", &id)?;
         Ok(accounts::find_user(services, id).await?.map(User))
@@ -334,7 +338,7 @@ impl AccountMutation {
     async fn sign_up(
         &self,
         c: &Context<'_>,
-        input: SignUpInput,
+        #[graphql(desc = "What to do.")] input: SignUpInput,
     ) -> async_graphql::Result<SignUpPayload> {
         let (services, _) = ctx(c)?;
         accounts::sign_up(
@@ -356,7 +360,7 @@ impl AccountMutation {
     async fn verify_email(
         &self,
         c: &Context<'_>,
-        token: String,
+        #[graphql(desc = "The token from the mail.")] token: String,
     ) -> async_graphql::Result<VerifyEmailPayload> {
         let (services, _) = ctx(c)?;
         let user = accounts::verify_email(services, &token).await?;
@@ -367,7 +371,7 @@ impl AccountMutation {
     async fn resend_verification_email(
         &self,
         c: &Context<'_>,
-        email: String,
+        #[graphql(desc = "The account's email address.")] email: String,
     ) -> async_graphql::Result<ResendVerificationEmailPayload> {
         let (services, _) = ctx(c)?;
         accounts::resend_verification(services, &email).await?;
@@ -379,7 +383,7 @@ impl AccountMutation {
     async fn log_in(
         &self,
         c: &Context<'_>,
-        input: LogInInput,
+        #[graphql(desc = "What to do.")] input: LogInInput,
     ) -> async_graphql::Result<LogInPayload> {
         let (services, viewer) = ctx(c)?;
         let tokens = accounts::log_in(
@@ -398,6 +402,7 @@ impl AccountMutation {
     async fn refresh_session(
         &self,
         c: &Context<'_>,
+        #[graphql(desc = "The refresh token from `logIn` or `refreshSession`.")]
         refresh_token: String,
     ) -> async_graphql::Result<RefreshSessionPayload> {
         let (services, _) = ctx(c)?;
@@ -410,6 +415,7 @@ impl AccountMutation {
     async fn log_out(
         &self,
         c: &Context<'_>,
+        #[graphql(desc = "The refresh token from `logIn` or `refreshSession`.")]
         refresh_token: String,
     ) -> async_graphql::Result<LogOutPayload> {
         let (services, _) = ctx(c)?;
@@ -435,7 +441,7 @@ impl AccountMutation {
     async fn request_password_reset(
         &self,
         c: &Context<'_>,
-        email: String,
+        #[graphql(desc = "The account's email address.")] email: String,
     ) -> async_graphql::Result<RequestPasswordResetPayload> {
         let (services, _) = ctx(c)?;
         accounts::request_password_reset(services, &email).await?;
@@ -446,7 +452,7 @@ impl AccountMutation {
     async fn reset_password(
         &self,
         c: &Context<'_>,
-        input: ResetPasswordInput,
+        #[graphql(desc = "What to do.")] input: ResetPasswordInput,
     ) -> async_graphql::Result<ResetPasswordPayload> {
         let (services, _) = ctx(c)?;
         let user = accounts::reset_password(services, &input.token, &input.new_password).await?;
@@ -457,7 +463,7 @@ impl AccountMutation {
     async fn change_password(
         &self,
         c: &Context<'_>,
-        input: ChangePasswordInput,
+        #[graphql(desc = "What to do.")] input: ChangePasswordInput,
     ) -> async_graphql::Result<ChangePasswordPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -475,7 +481,7 @@ impl AccountMutation {
     async fn update_profile(
         &self,
         c: &Context<'_>,
-        input: UpdateProfileInput,
+        #[graphql(desc = "What to do.")] input: UpdateProfileInput,
     ) -> async_graphql::Result<UpdateProfilePayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -497,7 +503,7 @@ impl AccountMutation {
     async fn set_user_role(
         &self,
         c: &Context<'_>,
-        input: SetUserRoleInput,
+        #[graphql(desc = "What to do.")] input: SetUserRoleInput,
     ) -> async_graphql::Result<SetUserRolePayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;

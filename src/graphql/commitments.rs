@@ -112,10 +112,11 @@ impl Commitment {
     async fn suggestions(
         &self,
         c: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
-        filter: Option<SuggestionFilter>,
-        order_by: Option<SuggestionOrder>,
+        #[graphql(desc = "Narrows the list.")] filter: Option<SuggestionFilter>,
+        #[graphql(desc = "The order; TOP when left out.")] order_by: Option<SuggestionOrder>,
     ) -> async_graphql::Result<SuggestionConnection> {
         let mut filter = filter.unwrap_or_default();
         filter.commitment_id = Some(to_id(self.0.id));
@@ -319,9 +320,10 @@ impl CommitmentQuery {
     async fn commitments(
         &self,
         c: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
-        filter: Option<CommitmentFilter>,
+        #[graphql(desc = "Narrows the list.")] filter: Option<CommitmentFilter>,
     ) -> async_graphql::Result<CommitmentConnection> {
         let (services, _) = ctx(c)?;
         let page = PageRequest::parse(first, after.as_deref())?;
@@ -346,7 +348,8 @@ impl CommitmentQuery {
     async fn commitment(
         &self,
         c: &Context<'_>,
-        id: Option<ID>,
+        #[graphql(desc = "Its ID.")] id: Option<ID>,
+        #[graphql(desc = "Its reference code, such as `UK0072` (case-insensitive).")]
         reference: Option<String>,
     ) -> async_graphql::Result<Option<Commitment>> {
         let (services, _) = ctx(c)?;
@@ -370,7 +373,7 @@ impl CommitmentMutation {
     async fn create_commitment(
         &self,
         c: &Context<'_>,
-        input: CreateCommitmentInput,
+        #[graphql(desc = "What to do.")] input: CreateCommitmentInput,
     ) -> async_graphql::Result<CreateCommitmentPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -397,7 +400,7 @@ impl CommitmentMutation {
     async fn update_commitment(
         &self,
         c: &Context<'_>,
-        input: UpdateCommitmentInput,
+        #[graphql(desc = "What to do.")] input: UpdateCommitmentInput,
     ) -> async_graphql::Result<UpdateCommitmentPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -426,7 +429,7 @@ impl CommitmentMutation {
     async fn add_milestone(
         &self,
         c: &Context<'_>,
-        input: AddMilestoneInput,
+        #[graphql(desc = "What to do.")] input: AddMilestoneInput,
     ) -> async_graphql::Result<AddMilestonePayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -451,7 +454,7 @@ impl CommitmentMutation {
     async fn update_milestone(
         &self,
         c: &Context<'_>,
-        input: UpdateMilestoneInput,
+        #[graphql(desc = "What to do.")] input: UpdateMilestoneInput,
     ) -> async_graphql::Result<UpdateMilestonePayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -483,7 +486,7 @@ impl CommitmentMutation {
     async fn follow_commitment(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<FollowCommitmentPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -497,7 +500,7 @@ impl CommitmentMutation {
     async fn unfollow_commitment(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<UnfollowCommitmentPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;

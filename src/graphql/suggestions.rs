@@ -436,10 +436,11 @@ impl SuggestionQuery {
     async fn suggestions(
         &self,
         c: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
-        filter: Option<SuggestionFilter>,
-        order_by: Option<SuggestionOrder>,
+        #[graphql(desc = "Narrows the list.")] filter: Option<SuggestionFilter>,
+        #[graphql(desc = "The order; TOP when left out.")] order_by: Option<SuggestionOrder>,
     ) -> async_graphql::Result<SuggestionConnection> {
         suggestion_connection(c, first, after, filter.unwrap_or_default(), order_by).await
     }
@@ -448,7 +449,7 @@ impl SuggestionQuery {
     async fn suggestion(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<Option<Suggestion>> {
         let (services, _) = ctx(c)?;
         Ok(service::find(services, parse_id("id", &id)?)
@@ -460,9 +461,10 @@ impl SuggestionQuery {
     async fn outcomes(
         &self,
         c: &Context<'_>,
-        first: Option<i32>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
-        filter: Option<OutcomeFilter>,
+        #[graphql(desc = "Narrows the list.")] filter: Option<OutcomeFilter>,
     ) -> async_graphql::Result<OutcomeConnection> {
         let (services, _) = ctx(c)?;
         let page = PageRequest::parse(first, after.as_deref())?;
@@ -519,7 +521,7 @@ impl SuggestionMutation {
     async fn create_suggestion(
         &self,
         c: &Context<'_>,
-        input: CreateSuggestionInput,
+        #[graphql(desc = "What to do.")] input: CreateSuggestionInput,
     ) -> async_graphql::Result<CreateSuggestionPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -534,7 +536,7 @@ impl SuggestionMutation {
     async fn update_suggestion(
         &self,
         c: &Context<'_>,
-        input: UpdateSuggestionInput,
+        #[graphql(desc = "What to do.")] input: UpdateSuggestionInput,
     ) -> async_graphql::Result<UpdateSuggestionPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -556,7 +558,7 @@ impl SuggestionMutation {
     async fn withdraw_suggestion(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<WithdrawSuggestionPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -570,7 +572,7 @@ impl SuggestionMutation {
     async fn support_suggestion(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<SupportSuggestionPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -584,7 +586,7 @@ impl SuggestionMutation {
     async fn withdraw_support(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<WithdrawSupportPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -598,7 +600,7 @@ impl SuggestionMutation {
     async fn follow_suggestion(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<FollowSuggestionPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -612,7 +614,7 @@ impl SuggestionMutation {
     async fn unfollow_suggestion(
         &self,
         c: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<UnfollowSuggestionPayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
@@ -628,7 +630,7 @@ impl SuggestionMutation {
     async fn publish_response(
         &self,
         c: &Context<'_>,
-        input: PublishResponseInput,
+        #[graphql(desc = "What to do.")] input: PublishResponseInput,
     ) -> async_graphql::Result<PublishResponsePayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;

@@ -35,18 +35,18 @@ impl OutgoingMail {
             .subject(self.subject.clone())
             .message_id(Some(self.message_id.clone()))
             .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(self.text.clone()),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(self.html.clone()),
-                ),
-        )?;
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(self.text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(self.html.clone()),
+                    ),
+            )?;
         message.headers_mut().insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Convene-Template"),
             self.template.clone(),

@@ -25,13 +25,13 @@ fn described(v: &Value) -> bool {
 }
 
 #[tokio::test]
-async fn every_type_field_and_value_has_a_description() {
+async fn every_type_field_argument_and_value_has_a_description() {
     let app = spawn_app().await;
     let r = app
         .gql(
             None,
             "{ __schema { types { name kind description
-                fields(includeDeprecated: true) { name description }
+                fields(includeDeprecated: true) { name description args { name description } }
                 inputFields { name description }
                 enumValues(includeDeprecated: true) { name description } } } }",
             json!({}),
@@ -62,6 +62,23 @@ async fn every_type_field_and_value_has_a_description() {
                     missing.push(format!(
                         "{what} {name}.{}",
                         item["name"].as_str().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+    }
+    for t in types {
+        let name = t["name"].as_str().unwrap_or_default();
+        if name.starts_with("__") {
+            continue;
+        }
+        for field in t["fields"].as_array().into_iter().flatten() {
+            for arg in field["args"].as_array().into_iter().flatten() {
+                if !described(arg) {
+                    missing.push(format!(
+                        "argument {name}.{}({})",
+                        field["name"].as_str().unwrap_or("?"),
+                        arg["name"].as_str().unwrap_or("?")
                     ));
                 }
             }
