@@ -54,6 +54,18 @@ impl MigrationTrait for Migration {
                     .col(Outbox::NextAttemptAt)
                     .to_owned(),
             )
+            .await?;
+        // For "how many mails did this address get lately" (the per-mailbox cap).
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_outbox_recipient")
+                    .table(Outbox::Table)
+                    .col(Outbox::Recipient)
+                    .col(Outbox::Template)
+                    .col(Outbox::CreatedAt)
+                    .to_owned(),
+            )
             .await
     }
 

@@ -256,7 +256,9 @@ pub async fn resend_verification(ctx: &Ctx, raw_email: &str) -> AppResult<()> {
     let email = parse_email("email", raw_email)?;
     let tx = begin_write(&ctx.db).await?;
     if let Some(user) = find_by_email(&tx, &email).await? {
-        if user.email_verified_at.is_none() {
+        if user.email_verified_at.is_none()
+            && !outbox::mailbox_is_busy(&tx, &user.email, "verify_email").await?
+        {
             queue_verification(ctx, &tx, &user).await?;
         }
     }
@@ -506,6 +508,9 @@ pub async fn request_password_reset(ctx: &Ctx, raw_email: &str) -> AppResult<()>
     let minutes = ctx.settings.auth.reset_token_minutes;
     let tx = begin_write(&ctx.db).await?;
     match find_by_email(&tx, &email).await? {
+        Some(user) if outbox::mailbox_is_busy(&tx, &user.email, "password_reset").await? => {
+            // Same answer, no more mail: the owner already has recent links.
+        }
         Some(user) => {
             let (token_id, token) = issue_email_token(
                 &tx,

@@ -1,7 +1,9 @@
 //! Writing to the outbox: the one way anything leaves Convene. Rows are written in the
 //! caller's transaction, so a message exists exactly when the change that caused it does.
 
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
 use uuid::Uuid;
 
 use crate::db::now;
@@ -9,6 +11,28 @@ use crate::entities::outbox::{self, Status};
 use crate::error::AppResult;
 
 pub const KIND_EMAIL: &str = "email";
+
+/// At most this many mails of one kind go to one address per hour, however often someone
+/// asks for them (requests beyond get the same answer, and no mail).
+pub const MAILS_PER_HOUR: u64 = 3;
+
+/// True when `recipient` already got `MAILS_PER_HOUR` mails made from `template` in the
+/// last hour.
+pub async fn mailbox_is_busy<C: ConnectionTrait>(
+    conn: &C,
+    recipient: &str,
+    template: &str,
+) -> AppResult<bool> {
+    let since = now() - chrono::Duration::hours(1);
+    let recent = outbox::Entity::find()
+        .filter(outbox::Column::Kind.eq(KIND_EMAIL))
+        .filter(outbox::Column::Recipient.eq(recipient))
+        .filter(outbox::Column::Template.eq(template))
+        .filter(outbox::Column::CreatedAt.gt(since))
+        .count(conn)
+        .await?;
+    Ok(recent >= MAILS_PER_HOUR)
+}
 
 /// Queues an email. The idempotency key names the event, the recipient and the kind of
 /// mail; queuing the same key twice keeps the first row, so one event never mails one

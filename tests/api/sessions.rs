@@ -387,3 +387,40 @@ async fn weaker_hashes_are_upgraded_at_login() {
     );
     assert!(app.log_in("pat@example.org", PASSWORD).await["data"]["logIn"].is_object());
 }
+
+#[tokio::test]
+async fn repeated_reset_requests_do_not_flood_a_mailbox() {
+    let app = spawn_app().await;
+    app.verified_user("quinn@example.org", "Quinn").await;
+    for _ in 0..6 {
+        let r = app
+            .gql(None, REQUEST_RESET, json!({"e": "quinn@example.org"}))
+            .await;
+        assert_eq!(r["data"]["requestPasswordReset"]["accepted"], true, "{r}");
+    }
+    let resend = "mutation($e: String!) { resendVerificationEmail(email: $e) { accepted } }";
+    app.unverified_user("ray@example.org", "Ray").await;
+    for _ in 0..6 {
+        let r = app.gql(None, resend, json!({"e": "ray@example.org"})).await;
+        assert_eq!(
+            r["data"]["resendVerificationEmail"]["accepted"], true,
+            "{r}"
+        );
+    }
+    app.settle().await;
+    let resets = app
+        .mails_to("quinn@example.org")
+        .into_iter()
+        .filter(|m| m.template == "password_reset")
+        .count();
+    assert_eq!(resets, convene::services::outbox::MAILS_PER_HOUR as usize);
+    let verifications = app
+        .mails_to("ray@example.org")
+        .into_iter()
+        .filter(|m| m.template == "verify_email")
+        .count();
+    assert_eq!(
+        verifications,
+        convene::services::outbox::MAILS_PER_HOUR as usize
+    );
+}
