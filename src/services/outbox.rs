@@ -44,11 +44,30 @@ pub async fn enqueue_mail<C: ConnectionTrait>(
     template: &str,
     payload: serde_json::Value,
 ) -> AppResult<bool> {
+    enqueue(
+        conn,
+        idempotency_key,
+        KIND_EMAIL,
+        recipient,
+        template,
+        payload,
+    )
+    .await
+}
+
+async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    idempotency_key: &str,
+    kind: &str,
+    recipient: &str,
+    template: &str,
+    payload: serde_json::Value,
+) -> AppResult<bool> {
     let at = now();
     let row = outbox::ActiveModel {
         id: Set(Uuid::now_v7()),
         idempotency_key: Set(idempotency_key.to_string()),
-        kind: Set(KIND_EMAIL.to_string()),
+        kind: Set(kind.to_string()),
         recipient: Set(recipient.to_string()),
         template: Set(template.to_string()),
         payload: Set(payload.to_string()),
@@ -78,25 +97,13 @@ pub async fn enqueue_notification<C: ConnectionTrait>(
     event: &str,
     payload: serde_json::Value,
 ) -> AppResult<bool> {
-    let at = now();
-    let row = outbox::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        idempotency_key: Set(idempotency_key.to_string()),
-        kind: Set(KIND_NOTIFICATION.to_string()),
-        recipient: Set(user_id.to_string()),
-        template: Set(event.to_string()),
-        payload: Set(payload.to_string()),
-        status: Set(Status::Pending),
-        attempts: Set(0),
-        next_attempt_at: Set(at),
-        locked_until: Set(None),
-        last_error: Set(None),
-        created_at: Set(at),
-        sent_at: Set(None),
-    };
-    let inserted = outbox::Entity::insert(row)
-        .on_conflict_do_nothing_on([outbox::Column::IdempotencyKey])
-        .exec_without_returning(conn)
-        .await?;
-    Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+    enqueue(
+        conn,
+        idempotency_key,
+        KIND_NOTIFICATION,
+        &user_id.to_string(),
+        event,
+        payload,
+    )
+    .await
 }

@@ -189,29 +189,8 @@ pub async fn spawn_app_on(
     url: String,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let mut settings = test_settings();
-    settings.database.url = SecretString::from(url.clone());
-    settings.mail.file_dir = dir.path().join("mail");
-    configure(&mut settings);
-    let app = Application::build(settings.clone())
-        .await
-        .expect("build app");
-    let address = format!("http://{}", app.local_addr().expect("addr"));
-    let db = app.db();
-    let mail = app.memory_mail().unwrap_or_default();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run(shutdown.clone()));
-    TestApp {
-        address,
-        db,
-        database_url: url,
-        mail,
-        client: reqwest::Client::new(),
-        settings,
-        shutdown,
-        handle: Some(handle),
-        _dir: dir,
-    }
+    let db = convene::db::connect_url(&url, 10).await.expect("connect");
+    spawn_app_with_db(db, url, dir, configure).await
 }
 
 pub fn tempdir_path(app: &TestApp) -> PathBuf {
