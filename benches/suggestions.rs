@@ -575,7 +575,7 @@ async fn explain_all(
         )
         .await?,
     );
-    println!("(each rebuilt statement returned the same rows as services::suggestions::list)");
+    println!("(each statement explained returned the same rows as services::suggestions::list)");
     Ok(plans)
 }
 

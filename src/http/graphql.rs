@@ -40,6 +40,10 @@ fn error_body(message: &str, code: &str) -> serde_json::Value {
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value, graphql_response: bool) -> Response {
+    json_text_response(status, body.to_string(), graphql_response)
+}
+
+fn json_text_response(status: StatusCode, body: String, graphql_response: bool) -> Response {
     let content_type = if graphql_response {
         GRAPHQL_RESPONSE
     } else {
@@ -48,7 +52,7 @@ fn json_response(status: StatusCode, body: &serde_json::Value, graphql_response:
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body.to_string(),
+        body,
     )
         .into_response()
 }
@@ -204,8 +208,8 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    match serde_json::to_value(&response) {
-        Ok(body) => json_response(status, &body, gr),
+    match serde_json::to_string(&response) {
+        Ok(body) => json_text_response(status, body, gr),
         Err(e) => {
             tracing::error!(error = ?e, "serialising a response failed");
             json_response(
