@@ -7,8 +7,8 @@ mod helpers;
 mod smtp_server;
 
 mod accounts;
-mod commitments;
 mod cli;
+mod commitments;
 mod http;
 mod mail;
 mod migrations;
