@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_accounts;
 mod m20261127_000002_outbox;
 mod m20261127_000003_forum;
+mod schema_helpers;
 
 pub struct Migrator;
 

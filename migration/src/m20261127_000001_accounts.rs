@@ -1,5 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::schema_helpers::{asc, fk, index};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -86,15 +88,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_users_role")
-                    .table(Users::Table)
-                    .col(Users::Role)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_users_role",
+            Users::Table,
+            vec![asc(Users::Role)],
+        )
+        .await?;
 
         manager
             .create_table(
@@ -107,25 +107,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(Sessions::RevokedAt))
                     .col(string_len_null(Sessions::Ip, 64))
                     .col(string_len_null(Sessions::UserAgent, 512))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_sessions_user")
-                            .from(Sessions::Table, Sessions::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut fk(
+                        "fk_sessions_user",
+                        (Sessions::Table, Sessions::UserId),
+                        (Users::Table, Users::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_sessions_user")
-                    .table(Sessions::Table)
-                    .col(Sessions::UserId)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_sessions_user",
+            Sessions::Table,
+            vec![asc(Sessions::UserId)],
+        )
+        .await?;
 
         manager
             .create_table(
@@ -137,25 +133,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(RefreshTokens::CreatedAt))
                     .col(timestamp_with_time_zone(RefreshTokens::ExpiresAt))
                     .col(timestamp_with_time_zone_null(RefreshTokens::UsedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_refresh_tokens_session")
-                            .from(RefreshTokens::Table, RefreshTokens::SessionId)
-                            .to(Sessions::Table, Sessions::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut fk(
+                        "fk_refresh_tokens_session",
+                        (RefreshTokens::Table, RefreshTokens::SessionId),
+                        (Sessions::Table, Sessions::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_refresh_tokens_session")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::SessionId)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_refresh_tokens_session",
+            RefreshTokens::Table,
+            vec![asc(RefreshTokens::SessionId)],
+        )
+        .await?;
 
         manager
             .create_table(
@@ -168,26 +160,21 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(EmailTokens::CreatedAt))
                     .col(timestamp_with_time_zone(EmailTokens::ExpiresAt))
                     .col(timestamp_with_time_zone_null(EmailTokens::UsedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_email_tokens_user")
-                            .from(EmailTokens::Table, EmailTokens::UserId)
-                            .to(Users::Table, Users::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut fk(
+                        "fk_email_tokens_user",
+                        (EmailTokens::Table, EmailTokens::UserId),
+                        (Users::Table, Users::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_email_tokens_user")
-                    .table(EmailTokens::Table)
-                    .col(EmailTokens::UserId)
-                    .col(EmailTokens::Purpose)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_email_tokens_user",
+            EmailTokens::Table,
+            vec![asc(EmailTokens::UserId), asc(EmailTokens::Purpose)],
+        )
+        .await?;
 
         manager
             .create_table(

@@ -1,5 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::schema_helpers::{asc, index};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -44,29 +46,29 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_outbox_due")
-                    .table(Outbox::Table)
-                    .col(Outbox::Status)
-                    .col(Outbox::Kind)
-                    .col(Outbox::NextAttemptAt)
-                    .to_owned(),
-            )
-            .await?;
+        index(
+            manager,
+            "idx_outbox_due",
+            Outbox::Table,
+            vec![
+                asc(Outbox::Status),
+                asc(Outbox::Kind),
+                asc(Outbox::NextAttemptAt),
+            ],
+        )
+        .await?;
         // For "how many mails did this address get lately" (the per-mailbox cap).
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_outbox_recipient")
-                    .table(Outbox::Table)
-                    .col(Outbox::Recipient)
-                    .col(Outbox::Template)
-                    .col(Outbox::CreatedAt)
-                    .to_owned(),
-            )
-            .await
+        index(
+            manager,
+            "idx_outbox_recipient",
+            Outbox::Table,
+            vec![
+                asc(Outbox::Recipient),
+                asc(Outbox::Template),
+                asc(Outbox::CreatedAt),
+            ],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -4,6 +4,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261127_000001_accounts::Users;
+use crate::schema_helpers::{asc, desc, fk, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -115,40 +116,6 @@ enum Outcomes {
     ResponseId,
     CommitmentId,
     PublishedAt,
-}
-
-fn fk(
-    name: &str,
-    from: (impl IntoIden, impl IntoIden),
-    to: (impl IntoIden, impl IntoIden),
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
-
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden,
-    cols: Vec<IndexColumn>,
-) -> Result<(), DbErr> {
-    let mut stmt = Index::create().name(name).table(table).to_owned();
-    for c in cols {
-        stmt.col(c);
-    }
-    manager.create_index(stmt).await
-}
-
-fn asc(c: impl IntoIden) -> IndexColumn {
-    IndexColumn::from((c.into_iden(), IndexOrder::Asc))
-}
-
-fn desc(c: impl IntoIden) -> IndexColumn {
-    IndexColumn::from((c.into_iden(), IndexOrder::Desc))
 }
 
 #[async_trait::async_trait]
