@@ -64,7 +64,8 @@ impl OutboxWorker {
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
         tracing::info!("outbox worker started");
-        loop {
+        // Checked before every batch, so a steady stream of mail cannot hold up shutdown.
+        while !cancel.is_cancelled() {
             match self.run_once().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}

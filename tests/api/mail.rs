@@ -620,3 +620,48 @@ async fn a_sign_up_whose_mail_cannot_be_queued_creates_no_account() {
     app.wait_for_mail(email, "verify_email").await;
     assert_eq!(count(&app.db, "SELECT COUNT(*) FROM users").await, 1);
 }
+
+#[tokio::test]
+async fn a_stopped_worker_takes_no_more_rows() {
+    let app = spawn_app_with(|s| {
+        s.jobs.enabled = false;
+        s.jobs.batch_size = 1;
+    })
+    .await;
+    for i in 0..3 {
+        enqueue_mail(
+            &app.db,
+            &format!("stop:{i}"),
+            &format!("stop{i}@example.org"),
+            "password_changed",
+            json!({ "display_name": "Stop", "reset_link": "x" }),
+        )
+        .await
+        .expect("enqueue");
+    }
+    let (mailer, memory) =
+        Mailer::from_settings(&app.settings.mail, &app.settings.public.base_url).expect("mailer");
+    let memory = memory.expect("a memory transport");
+    let worker = OutboxWorker::new(app.db.clone(), mailer.clone(), app.settings.jobs.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    cancel.cancel();
+    // Already told to stop: returns at once although rows are due.
+    tokio::time::timeout(Duration::from_secs(5), worker.run(cancel))
+        .await
+        .expect("a cancelled worker returns");
+    assert!(memory.messages().is_empty());
+    // A running worker drains them, then stops when told.
+    let worker = OutboxWorker::new(app.db.clone(), mailer, app.settings.jobs.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(cancel.clone()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while memory.messages().len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(memory.messages().len(), 3);
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the worker stops")
+        .expect("no panic");
+}
