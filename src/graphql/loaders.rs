@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
-    support, user,
+    suggestion_revision, support, user,
 };
 use crate::error::AppError;
 use crate::services::Ctx;
@@ -52,6 +52,7 @@ key!(CommitmentKey);
 key!(SuggestionKey);
 key!(MilestonesOf);
 key!(ResponsesOf);
+key!(RevisionsOf);
 key!(ResponseKey);
 key!(ViewerSupports);
 key!(ViewerFollowsSuggestion);
@@ -165,6 +166,28 @@ impl Loader<ResponsesOf> for Loaders {
             if let Some(s) = r.suggestion_id {
                 out.entry(ResponsesOf(s)).or_default().push(r);
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<RevisionsOf> for Loaders {
+    type Value = Vec<suggestion_revision::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[RevisionsOf],
+    ) -> Result<HashMap<RevisionsOf, Vec<suggestion_revision::Model>>, LoadError> {
+        let rows = suggestion_revision::Entity::find()
+            .filter(suggestion_revision::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(suggestion_revision::Column::Id)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<RevisionsOf, Vec<suggestion_revision::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for r in rows {
+            out.entry(RevisionsOf(r.suggestion_id)).or_default().push(r);
         }
         Ok(out)
     }

@@ -7,8 +7,8 @@ use super::accounts::User;
 use super::commitments::Commitment;
 use super::connection::connection;
 use super::loaders::{
-    CommitmentKey, ResponseKey, ResponsesOf, SuggestionKey, UserKey, ViewerFollowsSuggestion,
-    ViewerSupports,
+    CommitmentKey, ResponseKey, ResponsesOf, RevisionsOf, SuggestionKey, UserKey,
+    ViewerFollowsSuggestion, ViewerSupports,
 };
 use super::scalars::{parse_id, to_id};
 use super::{ctx, loader};
@@ -161,12 +161,11 @@ impl Suggestion {
     }
     /// Earlier versions, oldest first, kept when the author edited it.
     async fn revisions(&self, c: &Context<'_>) -> async_graphql::Result<Vec<SuggestionRevision>> {
-        let (services, _) = ctx(c)?;
-        Ok(service::revisions(services, self.0.id)
+        let found = loader(c)?
+            .load_one(RevisionsOf(self.0.id))
             .await?
-            .into_iter()
-            .map(SuggestionRevision)
-            .collect())
+            .unwrap_or_default();
+        Ok(found.into_iter().map(SuggestionRevision).collect())
     }
     /// When it was posted.
     async fn created_at(&self) -> DateTime<Utc> {

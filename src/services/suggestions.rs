@@ -682,14 +682,6 @@ pub async fn refresh_trending<C: ConnectionTrait>(conn: &C) -> AppResult<u64> {
     Ok(r.rows_affected)
 }
 
-pub async fn revisions(ctx: &Ctx, id: Uuid) -> AppResult<Vec<suggestion_revision::Model>> {
-    Ok(suggestion_revision::Entity::find()
-        .filter(suggestion_revision::Column::SuggestionId.eq(id))
-        .order_by_asc(suggestion_revision::Column::Id)
-        .all(&ctx.db)
-        .await?)
-}
-
 /// The public record, newest first.
 pub async fn outcomes(
     ctx: &Ctx,

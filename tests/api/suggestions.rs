@@ -852,7 +852,7 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
         app.gql(Some(&viewer.access), SUPPORT, json!({"id": id.to_string()}))
             .await;
     }
-    let q = "query($c: ID!, $n: Int) { suggestions(filter: {commitmentId: $c}, orderBy: TOP, first: $n) { totalCount nodes { title supportCount viewerHasSupported viewerIsFollowing followerCount author { displayName } commitment { reference } } } }";
+    let q = "query($c: ID!, $n: Int) { suggestions(filter: {commitmentId: $c}, orderBy: TOP, first: $n) { totalCount nodes { title supportCount viewerHasSupported viewerIsFollowing followerCount author { displayName } commitment { reference } revisions { title } responses { body } duplicateOf { id } } } }";
     let mut costs = Vec::new();
     for n in [10, 100] {
         statements.store(0, Ordering::SeqCst);
@@ -875,5 +875,5 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
         costs[0], costs[1],
         "statements for 10 vs 100 suggestions: {costs:?}"
     );
-    assert!(costs[0] <= 8, "a page took {} statements", costs[0]);
+    assert!(costs[0] <= 10, "a page took {} statements", costs[0]);
 }
