@@ -62,66 +62,71 @@ fn ids<K: Copy>(keys: &[K], f: impl Fn(K) -> Uuid) -> Vec<Uuid> {
     keys.iter().map(|k| f(*k)).collect()
 }
 
-impl Loader<UserKey> for Loaders {
-    type Value = user::Model;
-    type Error = LoadError;
-    async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, user::Model>, LoadError> {
-        let rows = user::Entity::find()
-            .filter(user::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        Ok(rows.into_iter().map(|r| (UserKey(r.id), r)).collect())
-    }
+/// One row per key, looked up by primary key.
+macro_rules! by_id {
+    ($key:ident, $entity:ident) => {
+        impl Loader<$key> for Loaders {
+            type Value = $entity::Model;
+            type Error = LoadError;
+            async fn load(
+                &self,
+                keys: &[$key],
+            ) -> Result<HashMap<$key, $entity::Model>, LoadError> {
+                let rows = $entity::Entity::find()
+                    .filter($entity::Column::Id.is_in(ids(keys, |k| k.0)))
+                    .all(&self.ctx.db)
+                    .await
+                    .map_err(err)?;
+                Ok(rows.into_iter().map(|r| ($key(r.id), r)).collect())
+            }
+        }
+    };
 }
 
-impl Loader<CommitmentKey> for Loaders {
-    type Value = commitment::Model;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[CommitmentKey],
-    ) -> Result<HashMap<CommitmentKey, commitment::Model>, LoadError> {
-        let rows = commitment::Entity::find()
-            .filter(commitment::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        Ok(rows.into_iter().map(|r| (CommitmentKey(r.id), r)).collect())
-    }
+by_id!(UserKey, user);
+by_id!(CommitmentKey, commitment);
+by_id!(SuggestionKey, suggestion);
+by_id!(ResponseKey, official_response);
+
+/// Whether the viewer has a row (support or follow) for each key; anonymous viewers have none.
+macro_rules! viewer_flag {
+    ($key:ident, $entity:ident, $column:ident, $field:ident) => {
+        impl Loader<$key> for Loaders {
+            type Value = bool;
+            type Error = LoadError;
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, bool>, LoadError> {
+                let mut out: HashMap<$key, bool> = keys.iter().map(|k| (*k, false)).collect();
+                let Some(viewer) = self.viewer else {
+                    return Ok(out);
+                };
+                let rows = $entity::Entity::find()
+                    .filter($entity::Column::UserId.eq(viewer))
+                    .filter($entity::Column::$column.is_in(ids(keys, |k| k.0)))
+                    .all(&self.ctx.db)
+                    .await
+                    .map_err(err)?;
+                for r in rows {
+                    out.insert($key(r.$field), true);
+                }
+                Ok(out)
+            }
+        }
+    };
 }
 
-impl Loader<SuggestionKey> for Loaders {
-    type Value = suggestion::Model;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[SuggestionKey],
-    ) -> Result<HashMap<SuggestionKey, suggestion::Model>, LoadError> {
-        let rows = suggestion::Entity::find()
-            .filter(suggestion::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        Ok(rows.into_iter().map(|r| (SuggestionKey(r.id), r)).collect())
-    }
-}
-
-impl Loader<ResponseKey> for Loaders {
-    type Value = official_response::Model;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[ResponseKey],
-    ) -> Result<HashMap<ResponseKey, official_response::Model>, LoadError> {
-        let rows = official_response::Entity::find()
-            .filter(official_response::Column::Id.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        Ok(rows.into_iter().map(|r| (ResponseKey(r.id), r)).collect())
-    }
-}
+viewer_flag!(ViewerSupports, support, SuggestionId, suggestion_id);
+viewer_flag!(
+    ViewerFollowsSuggestion,
+    suggestion_follow,
+    SuggestionId,
+    suggestion_id
+);
+viewer_flag!(
+    ViewerFollowsCommitment,
+    commitment_follow,
+    CommitmentId,
+    commitment_id
+);
 
 impl Loader<MilestonesOf> for Loaders {
     type Value = Vec<milestone::Model>;
@@ -188,80 +193,6 @@ impl Loader<RevisionsOf> for Loaders {
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for r in rows {
             out.entry(RevisionsOf(r.suggestion_id)).or_default().push(r);
-        }
-        Ok(out)
-    }
-}
-
-impl Loader<ViewerSupports> for Loaders {
-    type Value = bool;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[ViewerSupports],
-    ) -> Result<HashMap<ViewerSupports, bool>, LoadError> {
-        let mut out: HashMap<ViewerSupports, bool> = keys.iter().map(|k| (*k, false)).collect();
-        let Some(viewer) = self.viewer else {
-            return Ok(out);
-        };
-        let rows = support::Entity::find()
-            .filter(support::Column::UserId.eq(viewer))
-            .filter(support::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        for r in rows {
-            out.insert(ViewerSupports(r.suggestion_id), true);
-        }
-        Ok(out)
-    }
-}
-
-impl Loader<ViewerFollowsSuggestion> for Loaders {
-    type Value = bool;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[ViewerFollowsSuggestion],
-    ) -> Result<HashMap<ViewerFollowsSuggestion, bool>, LoadError> {
-        let mut out: HashMap<ViewerFollowsSuggestion, bool> =
-            keys.iter().map(|k| (*k, false)).collect();
-        let Some(viewer) = self.viewer else {
-            return Ok(out);
-        };
-        let rows = suggestion_follow::Entity::find()
-            .filter(suggestion_follow::Column::UserId.eq(viewer))
-            .filter(suggestion_follow::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        for r in rows {
-            out.insert(ViewerFollowsSuggestion(r.suggestion_id), true);
-        }
-        Ok(out)
-    }
-}
-
-impl Loader<ViewerFollowsCommitment> for Loaders {
-    type Value = bool;
-    type Error = LoadError;
-    async fn load(
-        &self,
-        keys: &[ViewerFollowsCommitment],
-    ) -> Result<HashMap<ViewerFollowsCommitment, bool>, LoadError> {
-        let mut out: HashMap<ViewerFollowsCommitment, bool> =
-            keys.iter().map(|k| (*k, false)).collect();
-        let Some(viewer) = self.viewer else {
-            return Ok(out);
-        };
-        let rows = commitment_follow::Entity::find()
-            .filter(commitment_follow::Column::UserId.eq(viewer))
-            .filter(commitment_follow::Column::CommitmentId.is_in(ids(keys, |k| k.0)))
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
-        for r in rows {
-            out.insert(ViewerFollowsCommitment(r.commitment_id), true);
         }
         Ok(out)
     }

@@ -4,13 +4,13 @@
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::Ctx;
+use super::{field, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::{MarkdownBody, Reference, Title};
@@ -63,10 +63,6 @@ pub struct MilestoneChanges {
     pub due_on: Option<Option<NaiveDate>>,
     pub status: Option<Status>,
     pub position: Option<i32>,
-}
-
-fn field<T>(name: &str, r: Result<T, crate::domain::DomainError>) -> AppResult<T> {
-    r.map_err(|e| AppError::bad_input(name, e.0))
 }
 
 fn short_text(name: &str, raw: &str, max: usize) -> AppResult<String> {
@@ -413,16 +409,4 @@ pub async fn set_following(
         .ok_or(AppError::NotFound("commitment"))?;
     tx.commit().await?;
     Ok(updated)
-}
-
-pub async fn milestones_of<C: ConnectionTrait>(
-    conn: &C,
-    ids: &[Uuid],
-) -> AppResult<Vec<milestone::Model>> {
-    Ok(milestone::Entity::find()
-        .filter(milestone::Column::CommitmentId.is_in(ids.iter().copied()))
-        .order_by_asc(milestone::Column::CommitmentId)
-        .order_by_asc(milestone::Column::Position)
-        .all(conn)
-        .await?)
 }

@@ -16,6 +16,8 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
+use crate::domain::DomainError;
+use crate::error::{AppError, AppResult};
 
 /// What every service needs: the database, the settings and the token keys.
 #[derive(Clone)]
@@ -33,4 +35,9 @@ impl Ctx {
             path.trim_start_matches('/')
         )
     }
+}
+
+/// A domain parse result, with any error reported against the input field `name`.
+pub(crate) fn field<T>(name: &str, r: Result<T, DomainError>) -> AppResult<T> {
+    r.map_err(|e| AppError::bad_input(name, e.0))
 }

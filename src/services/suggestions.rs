@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::{outbox, Ctx};
+use super::{field, outbox, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::{MarkdownBody, Title};
@@ -58,10 +58,6 @@ pub struct Published {
     pub suggestion: suggestion::Model,
     pub moved_support_count: u64,
     pub moved_follower_count: u64,
-}
-
-fn field<T>(name: &str, r: Result<T, crate::domain::DomainError>) -> AppResult<T> {
-    r.map_err(|e| AppError::bad_input(name, e.0))
 }
 
 async fn load<C: ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<suggestion::Model> {
