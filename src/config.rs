@@ -36,6 +36,7 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
     pub trust_forwarded_for: bool,
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +102,10 @@ pub struct GraphqlSettings {
     pub max_recursive_depth: usize,
     pub max_directives: usize,
     pub max_aliases: usize,
+    pub max_cost: u64,
+    pub max_document_bytes: usize,
+    pub max_fragment_spreads: usize,
+    pub max_introspection_depth: usize,
     pub introspection: bool,
     pub graphiql: bool,
 }

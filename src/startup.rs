@@ -2,6 +2,7 @@
 //! binds the listener (port 0 in tests) and serves until told to stop, letting in-flight
 //! requests finish.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -116,7 +117,7 @@ impl Application {
         let (mailer, memory_mail) =
             Mailer::from_settings(&settings.mail, &settings.public.base_url)?;
         let services = services(settings.clone(), db)?;
-        let schema = build_schema(&settings.graphql);
+        let schema = build_schema(&settings.graphql)?;
         let listener = TcpListener::bind(settings.listen_address()?)
             .await
             .with_context(|| format!("binding {}", settings.server.address))?;
@@ -169,26 +170,46 @@ impl Application {
         ]
     }
 
-    /// Serves until `shutdown` is cancelled, then waits for in-flight requests and the
-    /// jobs' current work.
+    /// Serves until `shutdown` is cancelled, then waits for in-flight requests (at most
+    /// `server.shutdown_grace_secs`) and the jobs' current work.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let jobs = if self.state.settings.jobs.enabled {
             self.spawn_jobs(&shutdown)
         } else {
             Vec::new()
         };
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let router = router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "Convene listening; GraphQL at /graphql");
         let stop = shutdown.clone();
-        axum::serve(
+        let serve = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+        .into_future();
+        // In-flight requests and the jobs' current work get the grace period to finish; past
+        // it they are dropped with the process, so a stuck client cannot hold a stopping
+        // server.
+        let hard_stop = CancellationToken::new();
+        let hard = hard_stop.clone();
+        let signalled = shutdown.clone();
+        tokio::spawn(async move {
+            signalled.cancelled().await;
+            tokio::time::sleep(grace).await;
+            hard.cancel();
+        });
+        tokio::select! {
+            served = serve => served?,
+            () = hard_stop.cancelled() => tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "shutdown grace period over; dropping the requests still in flight"
+            ),
+        }
         shutdown.cancel();
-        for job in jobs {
-            let _ = job.await;
+        tokio::select! {
+            _ = futures::future::join_all(jobs) => {}
+            () = hard_stop.cancelled() => tracing::warn!("shutdown grace period over; stopping the jobs mid-batch"),
         }
         tracing::info!("Convene stopped");
         Ok(())
@@ -218,7 +239,6 @@ pub fn router(state: AppState) -> Router {
     let limit = state.settings.server.body_limit_bytes;
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     let cors = cors(&state.settings.server.cors_origins);
-    let ws = async_graphql_axum::GraphQLSubscription::new(state.schema.clone());
     Router::new()
         .route(
             "/graphql",
@@ -226,7 +246,6 @@ pub fn router(state: AppState) -> Router {
                 .post(crate::http::graphql::post)
                 .fallback(crate::http::graphql::other_method),
         )
-        .route_service("/graphql/ws", ws)
         .route("/healthz", get(crate::http::health::healthz))
         .route("/readyz", get(crate::http::health::readyz))
         .with_state(state)

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod commitments;
 pub mod connection;
+pub mod limits;
 pub mod loaders;
 pub mod scalars;
 pub mod schema;

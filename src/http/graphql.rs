@@ -1,26 +1,25 @@
 //! GraphQL over HTTP: `POST /graphql` for everything, `GET /graphql?query=` for queries
-//! only, GraphiQL for browsers. Answers `application/graphql-response+json` to clients that
-//! accept it (with 4xx for requests that never ran) and `application/json` otherwise.
-
-use std::net::SocketAddr;
+//! only, GraphiQL for browsers. async-graphql-axum's extractor parses the request; what is
+//! kept here is what it does not do: content negotiation (`application/graphql-response+json`
+//! clients get 4xx for requests that never ran, and no `data` entry), a 415 for a POST that
+//! is not JSON, 405 for a mutation over GET, and a code on every error.
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{ErrorExtensionValues, Response as GqlResponse, ServerError, Value};
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use async_graphql::{ErrorExtensionValues, ParseRequestError, Response as GqlResponse, Value};
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::GraphQLRequest;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::auth::tokens::TokenError;
 use crate::auth::Viewer;
-use crate::graphql::schema::TOO_COMPLEX;
-use crate::services::accounts;
+use crate::graphql::limits::{check_text, Limits};
 use crate::startup::AppState;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
-fn wants_graphql_response(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_graphql_response(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -35,15 +34,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-fn error_body(message: &str, code: &str) -> serde_json::Value {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value, graphql_response: bool) -> Response {
-    json_text_response(status, body.to_string(), graphql_response)
-}
-
-fn json_text_response(status: StatusCode, body: String, graphql_response: bool) -> Response {
+fn json_response(status: StatusCode, body: String, graphql_response: bool) -> Response {
     let content_type = if graphql_response {
         GRAPHQL_RESPONSE
     } else {
@@ -57,142 +48,76 @@ fn json_text_response(status: StatusCode, body: String, graphql_response: bool) 
         .into_response()
 }
 
-/// A request that never reached execution: 400 for clients that speak
-/// graphql-response+json, 200 for plain JSON clients (as the spec asks).
-fn request_error(headers: &HeaderMap, message: &str, code: &str) -> Response {
-    let gr = wants_graphql_response(headers);
-    let status = if gr {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    json_response(status, &error_body(message, code), gr)
+/// A response holding one coded error and no `data` entry.
+pub(crate) fn error_response(
+    status: StatusCode,
+    message: &str,
+    code: &str,
+    graphql_response: bool,
+) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    json_response(status, body.to_string(), graphql_response)
 }
 
-/// Finds who is asking. A missing token is anonymous; a bad one is an error, never
-/// anonymous.
-async fn viewer(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-) -> Result<Viewer, Response> {
-    let ip = state
-        .settings
-        .server
-        .trust_forwarded_for
-        .then(|| {
-            headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        })
-        .flatten()
-        .unwrap_or_else(|| peer.ip().to_string());
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let mut viewer = Viewer {
-        actor: None,
-        ip: Some(ip),
-        user_agent,
-    };
-    let Some(auth) = headers.get(header::AUTHORIZATION) else {
-        return Ok(viewer);
-    };
-    let unauthenticated = |message: &str| {
-        let mut r = json_response(
-            StatusCode::UNAUTHORIZED,
-            &error_body(message, "UNAUTHENTICATED"),
-            wants_graphql_response(headers),
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-        r
-    };
-    let token = auth
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            unauthenticated("the Authorization header must be `Bearer <accessToken>`")
-        })?;
-    let claims = state.services.tokens.verify(token).map_err(|e| match e {
-        TokenError::Expired => unauthenticated("the access token has expired; refresh the session"),
-        TokenError::Invalid => unauthenticated("the access token is not valid"),
-    })?;
-    match accounts::authenticate(&state.services, &claims).await {
-        Ok(actor) => {
-            viewer.actor = Some(actor);
-            Ok(viewer)
-        }
-        Err(crate::error::AppError::Unauthenticated(m)) => Err(unauthenticated(&m)),
-        Err(e) => {
-            tracing::error!(error = ?e, "authenticating a request failed");
-            Err(json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &error_body("internal error", "INTERNAL"),
-                wants_graphql_response(headers),
-            ))
-        }
+/// The body could not be read as a GraphQL request: 413 when too large, else 400, for
+/// every client (a JSON parse failure is a bad request whatever the client accepts).
+fn rejected(headers: &HeaderMap, rejection: GraphQLRejection) -> Response {
+    let gr = wants_graphql_response(headers);
+    match rejection.0 {
+        ParseRequestError::PayloadTooLarge => error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+            "BAD_USER_INPUT",
+            gr,
+        ),
+        ParseRequestError::Io(e) if is_length_limit(&e) => error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+            "BAD_USER_INPUT",
+            gr,
+        ),
+        e => error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not a GraphQL request: {e}"),
+            "BAD_USER_INPUT",
+            gr,
+        ),
     }
 }
 
-/// Gives every error a code: resolver errors carry theirs; the rest come from parsing,
-/// validation or the limits, before any resolver ran.
+/// A streamed body that outgrew the body limit reaches the extractor as an I/O error.
+fn is_length_limit(e: &std::io::Error) -> bool {
+    e.to_string().contains("length limit exceeded")
+}
+
+/// Gives every error a code. Resolver errors and the limits set their own; what is left
+/// came from parsing or validation, before any resolver ran.
 fn with_codes(mut response: GqlResponse) -> GqlResponse {
     for err in &mut response.errors {
-        let has_code = err
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some());
-        if has_code {
-            continue;
-        }
-        let m = err.message.as_str();
-        let code = if m.starts_with(TOO_COMPLEX)
-            || m.contains("nested too deep")
-            || m.contains("recursion")
-            || m.contains("recursive")
-            || m.contains("directives")
-        {
-            "QUERY_TOO_COMPLEX"
-        } else {
-            "BAD_USER_INPUT"
-        };
         let ext = err
             .extensions
             .get_or_insert_with(ErrorExtensionValues::default);
-        ext.set("code", code);
+        if ext.get("code").is_none() {
+            ext.set("code", "BAD_USER_INPUT");
+        }
     }
     response
 }
 
+/// A request that never reached execution: errors only, with no path.
 fn is_request_error(response: &GqlResponse) -> bool {
     !response.errors.is_empty()
         && matches!(response.data, Value::Null)
-        && response
-            .errors
-            .iter()
-            .all(|e: &ServerError| e.path.is_empty())
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 async fn execute(
     state: AppState,
-    headers: HeaderMap,
-    peer: SocketAddr,
+    headers: &HeaderMap,
+    viewer: Viewer,
     request: async_graphql::Request,
 ) -> Response {
-    let viewer = match viewer(&state, &headers, peer).await {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
     let loaders = crate::graphql::loaders::request_loader(
         state.services.clone(),
         viewer.actor.as_ref().map(|a| a.id),
@@ -202,105 +127,129 @@ async fn execute(
         .data(viewer)
         .data(loaders);
     let response = with_codes(state.schema.execute(request).await);
-    let gr = wants_graphql_response(&headers);
-    let status = if gr && is_request_error(&response) {
-        StatusCode::BAD_REQUEST
+    let gr = wants_graphql_response(headers);
+    // Before execution the result has no `data` entry (GraphQL-over-HTTP and the spec's
+    // "Response" section); graphql-response+json clients also get 400.
+    let (status, body) = if is_request_error(&response) {
+        let status = if gr {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        (
+            status,
+            serde_json::to_string(&serde_json::json!({ "errors": response.errors })),
+        )
     } else {
-        StatusCode::OK
+        (StatusCode::OK, serde_json::to_string(&response))
     };
-    match serde_json::to_string(&response) {
-        Ok(body) => json_text_response(status, body, gr),
+    match body {
+        Ok(body) => json_response(status, body, gr),
         Err(e) => {
             tracing::error!(error = ?e, "serialising a response failed");
-            json_response(
+            error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &error_body("internal error", "INTERNAL"),
+                "internal error",
+                "INTERNAL",
                 gr,
             )
         }
     }
 }
 
+/// POST bodies are JSON: anything else, or no content type at all, is 415.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json")
+}
+
 pub async fn post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    viewer: Viewer,
     headers: HeaderMap,
-    body: Bytes,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return request_error(
-                &headers,
-                &format!("the body must be a JSON GraphQL request: {e}"),
-                "BAD_USER_INPUT",
-            )
-        }
-    };
-    execute(state, headers, peer, request).await
+    if !is_json(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as `Content-Type: application/json`",
+            "BAD_USER_INPUT",
+            wants_graphql_response(&headers),
+        );
+    }
+    match request {
+        Ok(request) => execute(state, &headers, viewer, request.into_inner()).await,
+        Err(rejection) => rejected(&headers, rejection),
+    }
 }
 
 /// The operation a GET request would run, if the document parses.
-fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
-    let doc = async_graphql::parser::parse_query(&request.query).ok()?;
-    let ops: Vec<_> = doc.operations.iter().collect();
-    let chosen = match &request.operation_name {
-        Some(name) => ops
-            .into_iter()
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
-        None => ops.into_iter().next(),
+fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+    let name = request.operation_name.clone();
+    let doc = request.parsed_query().ok()?;
+    let mut ops = doc.operations.iter();
+    let chosen = match &name {
+        Some(name) => ops.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => ops.next(),
     };
     chosen.map(|(_, op)| op.node.ty)
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    viewer: Viewer,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
-    let query = query.unwrap_or_default();
-    if query.is_empty() || !query.split('&').any(|kv| kv.starts_with("query=")) {
+    let has_query = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("query=")));
+    if !has_query {
         if wants_html(&headers) && state.settings.graphql.graphiql {
             return Html(
                 GraphiQLSource::build()
                     .endpoint("/graphql")
-                    .subscription_endpoint("/graphql/ws")
                     .title("Convene GraphiQL")
                     .finish(),
             )
             .into_response();
         }
-        return request_error(
-            &headers,
+        return error_response(
+            StatusCode::BAD_REQUEST,
             "a GET request needs a `query` parameter",
             "BAD_USER_INPUT",
+            wants_graphql_response(&headers),
         );
     }
-    let request = match async_graphql::http::parse_query_string(&query) {
-        Ok(r) => r,
-        Err(e) => {
-            return request_error(
-                &headers,
-                &format!("bad query string: {e}"),
-                "BAD_USER_INPUT",
-            )
-        }
+    let mut request = match request {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return rejected(&headers, rejection),
     };
-    if matches!(
-        operation_type(&request),
-        Some(OperationType::Mutation | OperationType::Subscription)
-    ) {
-        let mut r = json_response(
+    // The text limits come before parsing the document to find its operation; a document
+    // that breaks them goes on to be refused with its proper error.
+    let limits = Limits::from(&state.settings.graphql);
+    if check_text(&limits, &request.query).is_ok()
+        && matches!(
+            operation_type(&mut request),
+            Some(OperationType::Mutation | OperationType::Subscription)
+        )
+    {
+        let mut r = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            &error_body("mutations are sent with POST", "BAD_USER_INPUT"),
+            "mutations are sent with POST",
+            "BAD_USER_INPUT",
             wants_graphql_response(&headers),
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
-    execute(state, headers, peer, request).await
+    execute(state, &headers, viewer, request).await
 }
 
 /// Anything but GET and POST on /graphql.

@@ -1,0 +1,105 @@
+//! Who is asking, resolved once at the edge: an axum extractor that turns the
+//! `Authorization` header into a `Viewer`. A missing token is anonymous; a bad one answers
+//! 401 and the request never runs.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use super::graphql::{error_response, wants_graphql_response};
+use crate::auth::tokens::TokenError;
+use crate::auth::Viewer;
+use crate::error::AppError;
+use crate::services::accounts;
+use crate::startup::AppState;
+
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String> {
+    state
+        .settings
+        .server
+        .trust_forwarded_for
+        .then(|| {
+            headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        })
+        .flatten()
+        .or_else(|| peer.map(|p| p.ip().to_string()))
+}
+
+fn unauthenticated(headers: &HeaderMap, message: &str) -> Response {
+    let mut r = error_response(
+        StatusCode::UNAUTHORIZED,
+        message,
+        "UNAUTHENTICATED",
+        wants_graphql_response(headers),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    r
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let headers = &parts.headers;
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let mut viewer = Viewer {
+            actor: None,
+            ip: client_ip(state, headers, peer),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        let Some(auth) = headers.get(header::AUTHORIZATION) else {
+            return Ok(viewer);
+        };
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthenticated(
+                    headers,
+                    "the Authorization header must be `Bearer <accessToken>`",
+                )
+            })?;
+        let claims = state.services.tokens.verify(token).map_err(|e| match e {
+            TokenError::Expired => {
+                unauthenticated(headers, "the access token has expired; refresh the session")
+            }
+            TokenError::Invalid => unauthenticated(headers, "the access token is not valid"),
+        })?;
+        match accounts::authenticate(&state.services, &claims).await {
+            Ok(actor) => {
+                viewer.actor = Some(actor);
+                Ok(viewer)
+            }
+            Err(AppError::Unauthenticated(m)) => Err(unauthenticated(headers, &m)),
+            Err(e) => {
+                tracing::error!(error = ?e, "authenticating a request failed");
+                Err(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                    "INTERNAL",
+                    wants_graphql_response(headers),
+                ))
+            }
+        }
+    }
+}
