@@ -9,6 +9,9 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+/// The shortest access-token signing key accepted, in any environment.
+pub const MIN_SIGNING_KEY_LEN: usize = 32;
+
 const BUILT_IN_DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +26,7 @@ pub struct Settings {
     pub graphql: GraphqlSettings,
     pub jobs: JobSettings,
     pub limits: LimitSettings,
+    pub markdown: MarkdownSettings,
 }
 
 fn default_env() -> String {
@@ -111,6 +115,12 @@ pub struct GraphqlSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct MarkdownSettings {
+    /// Hosts whose images render as images; any other image becomes a link.
+    pub image_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct JobSettings {
     pub enabled: bool,
     pub poll_interval_ms: u64,
@@ -167,6 +177,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("server.cors_origins")
+                    .with_list_parse_key("markdown.image_hosts")
                     .try_parsing(true),
             );
         }
@@ -180,17 +191,31 @@ impl Settings {
     }
 
     /// Production refuses to start on development fallbacks; every missing setting is named.
+    /// A signing key that is set but short is refused in every environment.
     fn check(&self) -> Result<(), SettingsError> {
-        if !self.is_production() {
-            return Ok(());
-        }
         let mut missing = Vec::new();
-        if self.auth.signing_key.expose_secret().len() < 32 {
-            missing.push(
-                "auth.signing_key (CONVENE__AUTH__SIGNING_KEY): a secret of at least 32 characters"
-                    .to_string(),
-            );
+        // A short key is refused everywhere; an empty one only outside production, where a
+        // development key is generated instead.
+        let key_len = self.auth.signing_key.expose_secret().len();
+        if key_len < MIN_SIGNING_KEY_LEN && (key_len > 0 || self.is_production()) {
+            missing.push(format!(
+                "auth.signing_key (CONVENE__AUTH__SIGNING_KEY): a secret of at least {MIN_SIGNING_KEY_LEN} characters"
+            ));
         }
+        if self.is_production() {
+            self.missing_in_production(&mut missing);
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Missing {
+                environment: self.environment.clone(),
+                missing,
+            })
+        }
+    }
+
+    fn missing_in_production(&self, missing: &mut Vec<String>) {
         if self.database.url.expose_secret().trim().is_empty() {
             missing.push("database.url (CONVENE__DATABASE__URL)".to_string());
         }
@@ -202,14 +227,6 @@ impl Settings {
         }
         if self.mail.from.trim().is_empty() || self.mail.from.contains("@localhost") {
             missing.push("mail.from (CONVENE__MAIL__FROM): a real sender address".to_string());
-        }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(SettingsError::Missing {
-                environment: self.environment.clone(),
-                missing,
-            })
         }
     }
 

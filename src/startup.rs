@@ -27,6 +27,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::tokens::{random_token, TokenKeys};
 use crate::config::Settings;
+use crate::domain::Markdown;
 use crate::graphql::{build_schema, ConveneSchema};
 use crate::jobs::outbox::OutboxWorker;
 use crate::mail::{Mailer, MemoryTransport};
@@ -59,7 +60,7 @@ pub fn resolve_signing_key(settings: &Settings) -> anyhow::Result<SecretString> 
     );
     let path = settings.dev_key_path();
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        if existing.trim().len() >= 32 {
+        if existing.trim().len() >= crate::config::MIN_SIGNING_KEY_LEN {
             return Ok(SecretString::from(existing.trim().to_string()));
         }
     }
@@ -93,10 +94,12 @@ pub fn services(settings: Arc<Settings>, db: DatabaseConnection) -> anyhow::Resu
         &settings.auth.audience,
         ChronoDuration::minutes(settings.auth.access_token_minutes),
     );
+    let markdown = Markdown::new(&settings.markdown.image_hosts);
     Ok(Ctx {
         db,
         settings,
         tokens,
+        markdown,
     })
 }
 

@@ -1,10 +1,13 @@
 //! Markdown in, sanitised HTML out: pulldown-cmark renders (raw HTML in the source is shown
 //! as text, never passed through) and ammonia sanitises what the renderer produced, so no
-//! script, event handler or `javascript:` link can survive either step.
+//! script, event handler or `javascript:` link can survive either step. Images load only
+//! from the configured hosts; any other image becomes a plain link, so a post cannot make
+//! every reader's browser call a server of the author's choosing.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use pulldown_cmark::{html, Event, Options, Parser};
+use pulldown_cmark::{html, Event, Options, Parser, Tag, TagEnd};
 
 use super::DomainError;
 
@@ -15,8 +18,32 @@ pub struct MarkdownBody {
     html: String,
 }
 
-impl MarkdownBody {
-    pub fn parse(raw: &str, min_chars: usize, max_chars: usize) -> Result<Self, DomainError> {
+/// The Markdown renderer, with the hosts whose images may be shown as images.
+#[derive(Debug, Clone, Default)]
+pub struct Markdown {
+    image_hosts: Arc<HashSet<String>>,
+}
+
+impl Markdown {
+    pub fn new(image_hosts: &[String]) -> Self {
+        Markdown {
+            image_hosts: Arc::new(
+                image_hosts
+                    .iter()
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Parses a Markdown text with length bounds, rendering it.
+    pub fn body(
+        &self,
+        raw: &str,
+        min_chars: usize,
+        max_chars: usize,
+    ) -> Result<MarkdownBody, DomainError> {
         let source = raw.trim().to_string();
         let n = source.chars().count();
         if n < min_chars {
@@ -31,10 +58,70 @@ impl MarkdownBody {
                 "the text is at most {max_chars} characters"
             )));
         }
-        let html = render(&source);
+        let html = self.render(&source);
         Ok(MarkdownBody { source, html })
     }
 
+    fn image_allowed(&self, dest: &str) -> bool {
+        url::Url::parse(dest)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|host| self.image_hosts.contains(&host))
+    }
+
+    pub fn render(&self, source: &str) -> String {
+        let options =
+            Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+        // Whether each open image was turned into a link, so its end follows suit.
+        let mut images: Vec<bool> = Vec::new();
+        let events = Parser::new_ext(source, options).map(|event| match event {
+            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
+                let allowed = self.image_allowed(&dest_url);
+                images.push(!allowed);
+                if allowed {
+                    Event::Start(Tag::Image {
+                        link_type,
+                        dest_url,
+                        title,
+                        id,
+                    })
+                } else {
+                    Event::Start(Tag::Link {
+                        link_type,
+                        dest_url,
+                        title,
+                        id,
+                    })
+                }
+            }
+            Event::End(TagEnd::Image) => {
+                if images.pop().unwrap_or(false) {
+                    Event::End(TagEnd::Link)
+                } else {
+                    Event::End(TagEnd::Image)
+                }
+            }
+            other => other,
+        });
+        let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
+        html::push_html(&mut unsafe_html, events);
+        let schemes: HashSet<&str> = ["http", "https", "mailto"].into_iter().collect();
+        ammonia::Builder::default()
+            .url_schemes(schemes)
+            .link_rel(Some("nofollow ugc noopener"))
+            .clean(&unsafe_html)
+            .to_string()
+    }
+}
+
+impl MarkdownBody {
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -42,23 +129,6 @@ impl MarkdownBody {
     pub fn html(&self) -> &str {
         &self.html
     }
-}
-
-pub fn render(source: &str) -> String {
-    let options =
-        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let events = Parser::new_ext(source, options).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
-    });
-    let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
-    html::push_html(&mut unsafe_html, events);
-    let schemes: HashSet<&str> = ["http", "https", "mailto"].into_iter().collect();
-    ammonia::Builder::default()
-        .url_schemes(schemes)
-        .link_rel(Some("nofollow ugc noopener"))
-        .clean(&unsafe_html)
-        .to_string()
 }
 
 /// A one-line title with length bounds.
@@ -118,6 +188,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn render(source: &str) -> String {
+        Markdown::default().render(source)
+    }
+
+    #[test]
+    fn images_load_only_from_allowed_hosts() {
+        let md = Markdown::new(&["Images.Example.org".to_string()]);
+        let html = md.render("![chart](https://images.example.org/a.png) ![pixel](https://tracker.example.com/p.gif \"t\")");
+        assert!(
+            html.contains(r#"<img src="https://images.example.org/a.png" alt="chart">"#),
+            "{html}"
+        );
+        assert_eq!(html.matches("<img").count(), 1, "{html}");
+        assert!(
+            html.contains(r#"<a href="https://tracker.example.com/p.gif" title="t" rel="nofollow ugc noopener">pixel</a>"#),
+            "{html}"
+        );
+        // With no hosts configured, every image is a link.
+        let html = render("![a](https://images.example.org/a.png)");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains(">a</a>"), "{html}");
+    }
+
     #[test]
     fn renders_markdown_and_strips_what_could_run() {
         let html = render("**bold** [site](https://example.org) <script>alert(1)</script> <img src=x onerror=alert(1)> [x](javascript:alert(1))");
@@ -142,8 +235,8 @@ mod tests {
 
     #[test]
     fn length_bounds() {
-        assert!(MarkdownBody::parse("  ", 1, 10).is_err());
-        assert!(MarkdownBody::parse("12345678901", 1, 10).is_err());
+        assert!(Markdown::default().body("  ", 1, 10).is_err());
+        assert!(Markdown::default().body("12345678901", 1, 10).is_err());
         assert!(Title::parse("abcd", 5, 200).is_err());
         assert_eq!(
             Title::parse("  a   b  c  ", 5, 200).unwrap().as_str(),

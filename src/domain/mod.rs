@@ -6,7 +6,7 @@ mod markdown;
 mod text;
 
 pub use email::Email;
-pub use markdown::{render as render_markdown, MarkdownBody, Reference, Title};
+pub use markdown::{Markdown, MarkdownBody, Reference, Title};
 pub use text::{Bio, DisplayName, Organisation, Password};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

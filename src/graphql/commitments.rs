@@ -10,7 +10,6 @@ use super::suggestions::{
     suggestion_connection, SuggestionConnection, SuggestionFilter, SuggestionOrder,
 };
 use super::{ctx, loader};
-use crate::domain::render_markdown;
 use crate::entities::commitment::{self, Status as DbStatus};
 use crate::entities::milestone;
 use crate::error::AppError;
@@ -81,8 +80,8 @@ impl Commitment {
         &self.0.description
     }
     /// Description rendered to sanitised HTML.
-    async fn description_html(&self) -> String {
-        render_markdown(&self.0.description)
+    async fn description_html(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(super::ctx(ctx)?.0.markdown.render(&self.0.description))
     }
     /// The action plan the commitment belongs to.
     async fn action_plan(&self) -> &str {
@@ -165,8 +164,8 @@ impl Milestone {
         &self.0.description
     }
     /// The detail rendered to sanitised HTML.
-    async fn description_html(&self) -> String {
-        render_markdown(&self.0.description)
+    async fn description_html(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(super::ctx(ctx)?.0.markdown.render(&self.0.description))
     }
     /// When it is due, if a date was set.
     async fn due_on(&self) -> Option<NaiveDate> {

@@ -13,7 +13,7 @@ use super::page::{Cursor, Page, PageRequest};
 use super::{field, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
-use crate::domain::{MarkdownBody, Reference, Title};
+use crate::domain::{Reference, Title};
 use crate::entities::commitment::{self, Status};
 use crate::entities::user::Role;
 use crate::entities::{commitment_follow, milestone};
@@ -102,7 +102,7 @@ pub async fn create(
     let title = field("title", Title::parse(&input.title, 3, 300))?;
     let description = field(
         "description",
-        MarkdownBody::parse(&input.description, 0, 50_000),
+        ctx.markdown.body(&input.description, 0, 50_000),
     )?;
     let at = now();
     let tx = begin_write(&ctx.db).await?;
@@ -162,7 +162,7 @@ pub async fn update(
             .to_string());
     }
     if let Some(d) = c.description {
-        m.description = Set(field("description", MarkdownBody::parse(&d, 0, 50_000))?
+        m.description = Set(field("description", ctx.markdown.body(&d, 0, 50_000))?
             .source()
             .to_string());
     }
@@ -260,7 +260,8 @@ pub async fn add_milestone(
     let title = field("title", Title::parse(&input.title, 3, 1000))?;
     let description = field(
         "description",
-        MarkdownBody::parse(input.description.as_deref().unwrap_or(""), 0, 20_000),
+        ctx.markdown
+            .body(input.description.as_deref().unwrap_or(""), 0, 20_000),
     )?;
     let tx = begin_write(&ctx.db).await?;
     commitment::Entity::find_by_id(input.commitment_id)
@@ -313,7 +314,7 @@ pub async fn update_milestone(
             .to_string());
     }
     if let Some(d) = c.description {
-        m.description = Set(field("description", MarkdownBody::parse(&d, 0, 20_000))?
+        m.description = Set(field("description", ctx.markdown.body(&d, 0, 20_000))?
             .source()
             .to_string());
     }

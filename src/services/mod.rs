@@ -16,15 +16,17 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::Settings;
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Markdown};
 use crate::error::{AppError, AppResult};
 
-/// What every service needs: the database, the settings and the token keys.
+/// What every service needs: the database, the settings, the token keys and the Markdown
+/// renderer.
 #[derive(Clone)]
 pub struct Ctx {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub tokens: TokenKeys,
+    pub markdown: Markdown,
 }
 
 impl Ctx {

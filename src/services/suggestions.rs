@@ -15,7 +15,7 @@ use super::page::{Cursor, Page, PageRequest};
 use super::{field, outbox, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
-use crate::domain::{MarkdownBody, Title};
+use crate::domain::Title;
 use crate::entities::suggestion::{self, Status};
 use crate::entities::user::Role;
 use crate::entities::{
@@ -113,7 +113,7 @@ pub async fn create(
 ) -> AppResult<suggestion::Model> {
     actor.require_verified()?;
     let title = field("title", Title::parse(title, TITLE_MIN, TITLE_MAX))?;
-    let body = field("body", MarkdownBody::parse(body, 1, BODY_MAX))?;
+    let body = field("body", ctx.markdown.body(body, 1, BODY_MAX))?;
     let tx = begin_write(&ctx.db).await?;
     let c = commitment::Entity::find_by_id(commitment_id)
         .one(&tx)
@@ -162,7 +162,7 @@ pub async fn update(
         .map(|t| field("title", Title::parse(t, TITLE_MIN, TITLE_MAX)))
         .transpose()?;
     let body = body
-        .map(|b| field("body", MarkdownBody::parse(b, 1, BODY_MAX)))
+        .map(|b| field("body", ctx.markdown.body(b, 1, BODY_MAX)))
         .transpose()?;
     let tx = begin_write(&ctx.db).await?;
     let s = load(&tx, id).await?;
@@ -417,7 +417,7 @@ pub async fn publish_response(
         .map(str::trim)
         .filter(|b| !b.is_empty())
     {
-        Some(b) => Some(field("body", MarkdownBody::parse(b, 1, BODY_MAX))?),
+        Some(b) => Some(field("body", ctx.markdown.body(b, 1, BODY_MAX))?),
         None => None,
     };
     if body.is_none() && input.new_status.is_none() {

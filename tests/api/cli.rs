@@ -118,6 +118,21 @@ fn production_refuses_to_start_without_its_settings() {
 }
 
 #[test]
+fn a_short_signing_key_is_refused_in_development_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(convene(dir.path())
+        .env("CONVENE_ENV", "development")
+        .env("CONVENE__AUTH__SIGNING_KEY", "short-dev-key")
+        .arg("serve"));
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("auth.signing_key"), "{stderr}");
+    assert!(stderr.contains("at least 32 characters"), "{stderr}");
+    assert!(!stderr.contains("short-dev-key"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[test]
 fn production_errors_do_not_print_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let short_key = "too-short-secret-key-7f3a";

@@ -24,7 +24,11 @@ struct Forum {
 }
 
 async fn forum() -> Forum {
-    let app = spawn_app().await;
+    forum_with(|_| {}).await
+}
+
+async fn forum_with(configure: impl FnOnce(&mut convene::config::Settings)) -> Forum {
+    let app = spawn_app_with(configure).await;
     let official =
         user_with_role(&app, "official@example.org", "Olu Official", Role::Official).await;
     let ann = app.verified_user("ann@example.org", "Ann").await;
@@ -89,6 +93,28 @@ async fn verified_accounts_post_suggestions_and_bad_input_names_the_field() {
     let r = app.gql(Some(&f.ann.access), CREATE, json!({"i": {"commitmentId": uuid::Uuid::now_v7().to_string(), "title": "A fine title", "body": "b"}})).await;
     assert_eq!(error_code(&r), "NOT_FOUND");
     assert_eq!(count(&app.db, "SELECT COUNT(*) FROM suggestions").await, 1);
+}
+
+#[tokio::test]
+async fn images_render_only_from_the_configured_hosts() {
+    let f = forum_with(|s| s.markdown.image_hosts = vec!["images.gov.example".into()]).await;
+    let body = "![chart](https://images.gov.example/chart.png)\n\n![pixel](https://tracker.example.com/p.gif)";
+    let r = f.app.gql(Some(&f.ann.access), CREATE, json!({"i": {"commitmentId": f.commitment, "title": "Pictures and trackers", "body": body}})).await;
+    let html = r["data"]["createSuggestion"]["suggestion"]["bodyHtml"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        html.contains(r#"<img src="https://images.gov.example/chart.png" alt="chart">"#),
+        "{html}"
+    );
+    // The other host is a link a reader may choose to follow, never loaded on view.
+    assert_eq!(html.matches("<img").count(), 1, "{html}");
+    assert!(
+        html.contains(
+            r#"<a href="https://tracker.example.com/p.gif" rel="nofollow ugc noopener">pixel</a>"#
+        ),
+        "{html}"
+    );
 }
 
 #[tokio::test]
