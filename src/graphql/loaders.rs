@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use super::batch::Batcher;
 use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
     suggestion_revision, support, user,
@@ -21,10 +22,11 @@ pub struct Loaders {
     viewer: Option<Uuid>,
 }
 
-pub type RequestLoader = DataLoader<Loaders>;
+/// The request's loader: batches each key type's loads into one statement per round.
+pub type RequestLoader = Batcher<Loaders>;
 
 pub fn request_loader(ctx: Ctx, viewer: Option<Uuid>) -> RequestLoader {
-    DataLoader::new(Loaders { ctx, viewer }, tokio::spawn)
+    Batcher::new(Loaders { ctx, viewer })
 }
 
 #[derive(Clone)]

@@ -2,6 +2,7 @@
 //! map its errors. One module per domain, merged into the roots in `schema.rs`.
 
 pub mod accounts;
+pub mod batch;
 pub mod commitments;
 pub mod connection;
 pub mod limits;
