@@ -227,6 +227,7 @@ pub fn router(state: AppState) -> Router {
                 .fallback(crate::http::graphql::other_method),
         )
         .route_service("/graphql/ws", ws)
+        .route("/graphiql/{file}", get(crate::http::graphiql::asset))
         .route("/healthz", get(crate::http::health::healthz))
         .route("/readyz", get(crate::http::health::readyz))
         .with_state(state)

@@ -4,13 +4,12 @@
 
 use std::net::SocketAddr;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, Response as GqlResponse, ServerError, Value};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::tokens::TokenError;
 use crate::auth::Viewer;
@@ -262,14 +261,7 @@ pub async fn get(
     let query = query.unwrap_or_default();
     if query.is_empty() || !query.split('&').any(|kv| kv.starts_with("query=")) {
         if wants_html(&headers) && state.settings.graphql.graphiql {
-            return Html(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .subscription_endpoint("/graphql/ws")
-                    .title("Convene GraphiQL")
-                    .finish(),
-            )
-            .into_response();
+            return crate::http::graphiql::page();
         }
         return request_error(
             &headers,
