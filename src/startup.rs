@@ -249,6 +249,7 @@ pub fn router(state: AppState) -> Router {
                 .post(crate::http::graphql::post)
                 .fallback(crate::http::graphql::other_method),
         )
+        .route("/graphiql/{file}", get(crate::http::graphiql::asset))
         .route("/healthz", get(crate::http::health::healthz))
         .route("/readyz", get(crate::http::health::readyz))
         .with_state(state)

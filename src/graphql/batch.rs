@@ -16,7 +16,8 @@ use async_graphql::dataloader::Loader;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 type BatchResult<K, V, E> = Result<Arc<HashMap<K, V>>, E>;
-type SharedBatch<K, V, E> = Shared<BoxFuture<'static, BatchResult<K, V, E>>>;
+type BoxedBatch<K, V, E> = BoxFuture<'static, BatchResult<K, V, E>>;
+type SharedBatch<K, V, E> = Shared<BoxedBatch<K, V, E>>;
 
 /// The keys of one key type waiting for the next statement, and the statements under way.
 struct KeyState<K, V, E: Clone> {
@@ -108,7 +109,7 @@ impl<L: Send + Sync + 'static> Batcher<L> {
             if s.generation == generation {
                 // First back: start the batch that every waiter of this round joins.
                 let keys = std::mem::take(&mut s.pending);
-                let fut: BoxFuture<'static, BatchResult<K, V<L, K>, E<L, K>>> =
+                let fut: BoxedBatch<K, V<L, K>, E<L, K>> =
                     async move { loader.load(&keys).await.map(Arc::new) }.boxed();
                 s.started
                     .insert(generation, (fut.shared(), std::mem::take(&mut s.waiting)));

@@ -4,14 +4,13 @@
 //! clients get 4xx for requests that never ran, and no `data` entry), a 415 for a POST that
 //! is not JSON, 405 for a mutation over GET, and a code on every error.
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ErrorExtensionValues, ParseRequestError, Response as GqlResponse, Value};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::Viewer;
 use crate::graphql::limits::{check_text, Limits};
@@ -211,13 +210,7 @@ pub async fn get(
         .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("query=")));
     if !has_query {
         if wants_html(&headers) && state.settings.graphql.graphiql {
-            return Html(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .title("Convene GraphiQL")
-                    .finish(),
-            )
-            .into_response();
+            return crate::http::graphiql::page();
         }
         return error_response(
             StatusCode::BAD_REQUEST,

@@ -9,6 +9,7 @@ mod smtp_server;
 mod accounts;
 mod cli;
 mod commitments;
+mod graphiql;
 mod hostile;
 mod http;
 mod mail;
