@@ -110,6 +110,7 @@ pub struct GraphqlSettings {
     pub max_document_bytes: usize,
     pub max_fragment_spreads: usize,
     pub max_introspection_depth: usize,
+    pub document_cache_size: usize,
     pub introspection: bool,
     pub graphiql: bool,
 }

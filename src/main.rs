@@ -11,6 +11,11 @@ use convene::config::Settings;
 use convene::entities::user::Role;
 use convene::Application;
 
+// mimalloc: fewer cycles in the many small allocations of a GraphQL request than glibc's
+// malloc, and freed pages go back to the system instead of staying with the process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "convene",

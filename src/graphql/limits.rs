@@ -6,7 +6,10 @@
 //! introspection query passes while `fields { type { fields { … } } }` chains do not.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
@@ -542,18 +545,28 @@ fn count_spreads(set: &SelectionSet) -> usize {
         .sum()
 }
 
+/// The largest document text kept in the cache.
+const MAX_CACHED_DOCUMENT_BYTES: usize = 4096;
+
+/// Parsed documents by their text. Clients send the same few queries over and over; a
+/// copy of a parsed document costs a fraction of parsing it again.
+type DocumentCache = Mutex<LruCache<String, Arc<ExecutableDocument>>>;
+
 /// Checks every request before async-graphql parses and validates it (both of which walk
 /// every spread path), and hands the parsed document on so it is parsed once.
 pub struct CostLimit {
     limits: Arc<Limits>,
     shape: Arc<SchemaShape>,
+    documents: Option<Arc<DocumentCache>>,
 }
 
 impl CostLimit {
-    pub fn new(limits: Limits, shape: SchemaShape) -> Self {
+    pub fn new(limits: Limits, shape: SchemaShape, cache_size: usize) -> Self {
         CostLimit {
             limits: Arc::new(limits),
             shape: Arc::new(shape),
+            documents: NonZeroUsize::new(cache_size)
+                .map(|n| Arc::new(Mutex::new(LruCache::new(n)))),
         }
     }
 }
@@ -563,6 +576,7 @@ impl ExtensionFactory for CostLimit {
         Arc::new(CostLimitExtension {
             limits: self.limits.clone(),
             shape: self.shape.clone(),
+            documents: self.documents.clone(),
         })
     }
 }
@@ -570,6 +584,25 @@ impl ExtensionFactory for CostLimit {
 struct CostLimitExtension {
     limits: Arc<Limits>,
     shape: Arc<SchemaShape>,
+    documents: Option<Arc<DocumentCache>>,
+}
+
+impl CostLimitExtension {
+    fn cached(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+        let mut cache = self.documents.as_ref()?.lock().ok()?;
+        cache.get(query).cloned()
+    }
+
+    fn remember(&self, query: &str, doc: &ExecutableDocument) {
+        // Clients repeat small documents; large ones are rare, and caching them would let
+        // a stream of distinct large documents hold memory.
+        if query.len() > MAX_CACHED_DOCUMENT_BYTES {
+            return;
+        }
+        if let Some(mut cache) = self.documents.as_ref().and_then(|c| c.lock().ok()) {
+            cache.put(query.to_string(), Arc::new(doc.clone()));
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -580,8 +613,16 @@ impl Extension for CostLimitExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        check_text(&self.limits, &request.query)?;
-        let doc = async_graphql::parser::parse_query(&request.query)?;
+        let doc = match self.cached(&request.query) {
+            Some(doc) => (*doc).clone(),
+            None => {
+                check_text(&self.limits, &request.query)?;
+                let doc = async_graphql::parser::parse_query(&request.query)?;
+                self.remember(&request.query, &doc);
+                doc
+            }
+        };
+        // The cost depends on the variables (`first: $n`), so it is measured every time.
         check_document(&self.limits, &self.shape, &doc, &request.variables)?;
         request.set_parsed_query(doc);
         next.run(ctx, request).await

@@ -32,7 +32,11 @@ pub fn build_schema(settings: &GraphqlSettings) -> anyhow::Result<ConveneSchema>
     let mut b = builder()
         .limit_recursive_depth(settings.max_recursive_depth)
         .limit_directives(settings.max_directives)
-        .extension(CostLimit::new(Limits::from(settings), shape));
+        .extension(CostLimit::new(
+            Limits::from(settings),
+            shape,
+            settings.document_cache_size,
+        ));
     if !settings.introspection {
         b = b.disable_introspection();
     }
