@@ -35,7 +35,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of Convene append to X-Forwarded-For (0: none, use the peer).
+    pub trusted_proxies: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

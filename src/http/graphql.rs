@@ -76,20 +76,15 @@ async fn viewer(
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<Viewer, Response> {
-    let ip = state
-        .settings
-        .server
-        .trust_forwarded_for
-        .then(|| {
-            headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        })
-        .flatten()
-        .unwrap_or_else(|| peer.ip().to_string());
+    let ip = super::client_ip::client_ip(
+        peer.ip(),
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().ok()),
+        state.settings.server.trusted_proxies,
+    )
+    .to_string();
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

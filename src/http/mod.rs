@@ -1,4 +1,5 @@
 //! The HTTP surface: GraphQL over HTTP, health checks, and (later) the feeds and exports.
 
+pub mod client_ip;
 pub mod graphql;
 pub mod health;
