@@ -120,10 +120,17 @@ pub struct JobSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
+    /// Wrong passwords for one account from one address before that pair is locked out.
+    pub login_pair_max_failures: i32,
+    /// Wrong passwords for one account from anywhere before the account is locked out.
     pub login_account_max_failures: i32,
+    /// Wrong passwords from one address, whatever the account, before it is locked out.
     pub login_ip_max_failures: i32,
     pub login_window_secs: i64,
     pub login_lockout_secs: i64,
+    pub signup_per_hour_per_address: i32,
+    /// `requestPasswordReset` and `resendVerificationEmail` together.
+    pub mail_requests_per_hour_per_address: i32,
 }
 
 #[derive(Debug, thiserror::Error)]
