@@ -358,7 +358,7 @@ impl AccountMutation {
     }
 
     /// Confirms an email address with the token from the verification mail (single use,
-    /// valid 48 hours).
+    /// valid 48 hours). Every session started before the address was confirmed ends.
     async fn verify_email(
         &self,
         c: &Context<'_>,

@@ -233,6 +233,8 @@ async fn tell_owner_account_exists(ctx: &Ctx, existing: &user::Model) -> AppResu
     Ok(())
 }
 
+/// Marks the address verified. Whoever signed up with it may not have been its owner, so
+/// every session started before this moment ends.
 pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
     let tx = begin_write(&ctx.db).await?;
     let used = consume_email_token(&tx, token, Purpose::VerifyEmail).await?;
@@ -244,7 +246,9 @@ pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
         let mut active = user.into_active_model();
         active.email_verified_at = Set(Some(now()));
         active.updated_at = Set(now());
-        active.update(&tx).await?
+        let user = active.update(&tx).await?;
+        revoke_all_sessions(&tx, user.id, None).await?;
+        user
     } else {
         user
     };
