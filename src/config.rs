@@ -39,7 +39,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of Convene append to X-Forwarded-For (0: none, use the peer).
+    pub trusted_proxies: usize,
     pub shutdown_grace_secs: u64,
 }
 
@@ -135,10 +136,17 @@ pub struct JobSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
+    /// Wrong passwords for one account from one address before that pair is locked out.
+    pub login_pair_max_failures: i32,
+    /// Wrong passwords for one account from anywhere before the account is locked out.
     pub login_account_max_failures: i32,
+    /// Wrong passwords from one address, whatever the account, before it is locked out.
     pub login_ip_max_failures: i32,
     pub login_window_secs: i64,
     pub login_lockout_secs: i64,
+    pub signup_per_hour_per_address: i32,
+    /// `requestPasswordReset` and `resendVerificationEmail` together.
+    pub mail_requests_per_hour_per_address: i32,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// Failed-login counter for one key (`ip:…` or `account:…`), shared by every instance.
+/// Attempt counter for one throttle key (see `services::throttle`), shared by every
+/// instance. `failures` counts the attempts reserved in the current window.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "throttle_buckets")]
 pub struct Model {

@@ -334,13 +334,14 @@ pub struct AccountMutation;
 #[Object]
 impl AccountMutation {
     /// Creates an account and mails a verification link. The answer is the same whether or
-    /// not the address already has an account; its owner is told by mail.
+    /// not the address already has an account; its owner is told by mail. Too many sign-ups
+    /// from one client address within an hour answer `RATE_LIMITED` with `retryAfterSeconds`.
     async fn sign_up(
         &self,
         c: &Context<'_>,
         #[graphql(desc = "What to do.")] input: SignUpInput,
     ) -> async_graphql::Result<SignUpPayload> {
-        let (services, _) = ctx(c)?;
+        let (services, viewer) = ctx(c)?;
         accounts::sign_up(
             services,
             SignUp {
@@ -350,13 +351,14 @@ impl AccountMutation {
                 organisation: input.organisation,
                 sector: input.sector.unwrap_or(Sector::Individual).into(),
             },
+            viewer.ip.as_deref(),
         )
         .await?;
         Ok(SignUpPayload { accepted: true })
     }
 
     /// Confirms an email address with the token from the verification mail (single use,
-    /// valid 48 hours).
+    /// valid 48 hours). Every session started before the address was confirmed ends.
     async fn verify_email(
         &self,
         c: &Context<'_>,
@@ -367,19 +369,21 @@ impl AccountMutation {
         Ok(VerifyEmailPayload { user: User(user) })
     }
 
-    /// Mails a fresh verification link to an unverified account.
+    /// Mails a fresh verification link to an unverified account. Shares a per-address hourly
+    /// limit with `requestPasswordReset` (`RATE_LIMITED` with `retryAfterSeconds`).
     async fn resend_verification_email(
         &self,
         c: &Context<'_>,
         #[graphql(desc = "The account's email address.")] email: String,
     ) -> async_graphql::Result<ResendVerificationEmailPayload> {
-        let (services, _) = ctx(c)?;
-        accounts::resend_verification(services, &email).await?;
+        let (services, viewer) = ctx(c)?;
+        accounts::resend_verification(services, &email, viewer.ip.as_deref()).await?;
         Ok(ResendVerificationEmailPayload { accepted: true })
     }
 
-    /// Starts a session. Repeated failures lock the account and the address out for a while
-    /// (`RATE_LIMITED` with `retryAfterSeconds`).
+    /// Starts a session. Repeated wrong passwords for an account from one address lock that
+    /// pair out for a while (`RATE_LIMITED` with `retryAfterSeconds`); many more lock the
+    /// address for every account, or the account from every address.
     async fn log_in(
         &self,
         c: &Context<'_>,
@@ -437,14 +441,15 @@ impl AccountMutation {
     }
 
     /// Mails a password-reset link (valid one hour). The answer is the same whether or not
-    /// the account exists.
+    /// the account exists. Shares a per-address hourly limit with `resendVerificationEmail`
+    /// (`RATE_LIMITED` with `retryAfterSeconds`).
     async fn request_password_reset(
         &self,
         c: &Context<'_>,
         #[graphql(desc = "The account's email address.")] email: String,
     ) -> async_graphql::Result<RequestPasswordResetPayload> {
-        let (services, _) = ctx(c)?;
-        accounts::request_password_reset(services, &email).await?;
+        let (services, viewer) = ctx(c)?;
+        accounts::request_password_reset(services, &email, viewer.ip.as_deref()).await?;
         Ok(RequestPasswordResetPayload { accepted: true })
     }
 
@@ -470,6 +475,7 @@ impl AccountMutation {
         let user = accounts::change_password(
             services,
             actor,
+            viewer.ip.as_deref(),
             &input.current_password,
             &input.new_password,
         )

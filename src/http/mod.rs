@@ -1,5 +1,6 @@
 //! The HTTP surface: GraphQL over HTTP, health checks, and (later) the feeds and exports.
 
+pub mod client_ip;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;

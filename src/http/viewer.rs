@@ -2,7 +2,7 @@
 //! `Authorization` header into a `Viewer`. A missing token is anonymous; a bad one answers
 //! 401 and the request never runs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -16,21 +16,18 @@ use crate::error::AppError;
 use crate::services::accounts;
 use crate::startup::AppState;
 
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String> {
-    state
-        .settings
-        .server
-        .trust_forwarded_for
-        .then(|| {
-            headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        })
-        .flatten()
-        .or_else(|| peer.map(|p| p.ip().to_string()))
+/// The client's address: the peer, or the entry the trusted proxies vouch for.
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+    super::client_ip::client_ip(
+        peer,
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().ok()),
+        state.settings.server.trusted_proxies,
+    )
+    .to_string()
 }
 
 fn unauthenticated(headers: &HeaderMap, message: &str) -> Response {
@@ -58,7 +55,7 @@ impl FromRequestParts<AppState> for Viewer {
             .map(|c| c.0);
         let mut viewer = Viewer {
             actor: None,
-            ip: client_ip(state, headers, peer),
+            ip: Some(client_ip(state, headers, peer)),
             user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())

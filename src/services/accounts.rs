@@ -149,8 +149,8 @@ async fn queue_verification(
 }
 
 /// Answers the same whether or not the address is taken; the owner of a taken address is
-/// told by mail (at most once an hour) instead.
-pub async fn sign_up(ctx: &Ctx, input: SignUp) -> AppResult<()> {
+/// told by mail (at most once an hour) instead. Limited per client address.
+pub async fn sign_up(ctx: &Ctx, input: SignUp, ip: Option<&str>) -> AppResult<()> {
     let email = parse_email("email", &input.email)?;
     let display_name = DisplayName::parse(&input.display_name)
         .map_err(|e| AppError::bad_input("displayName", e.0))?;
@@ -158,6 +158,7 @@ pub async fn sign_up(ctx: &Ctx, input: SignUp) -> AppResult<()> {
         .map_err(|e| AppError::bad_input("organisation", e.0))?;
     let new_password = Password::parse_new(&input.password, email.as_str(), display_name.as_str())
         .map_err(|e| AppError::bad_input("password", e.0))?;
+    throttle::reserve(&ctx.db, &[&throttle::sign_up(&ctx.settings.limits, ip)]).await?;
 
     if let Some(existing) = find_by_email(&ctx.db, &email).await? {
         // Spend the hashing time a new account would, so timing does not tell either.
@@ -232,6 +233,8 @@ async fn tell_owner_account_exists(ctx: &Ctx, existing: &user::Model) -> AppResu
     Ok(())
 }
 
+/// Marks the address verified. Whoever signed up with it may not have been its owner, so
+/// every session started before this moment ends.
 pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
     let tx = begin_write(&ctx.db).await?;
     let used = consume_email_token(&tx, token, Purpose::VerifyEmail).await?;
@@ -243,7 +246,9 @@ pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
         let mut active = user.into_active_model();
         active.email_verified_at = Set(Some(now()));
         active.updated_at = Set(now());
-        active.update(&tx).await?
+        let user = active.update(&tx).await?;
+        revoke_all_sessions(&tx, user.id, None).await?;
+        user
     } else {
         user
     };
@@ -252,8 +257,14 @@ pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
 }
 
 /// Sends a fresh verification link to an unverified account; says nothing either way.
-pub async fn resend_verification(ctx: &Ctx, raw_email: &str) -> AppResult<()> {
+/// Shares the per-address limit on mail requests with password resets.
+pub async fn resend_verification(ctx: &Ctx, raw_email: &str, ip: Option<&str>) -> AppResult<()> {
     let email = parse_email("email", raw_email)?;
+    throttle::reserve(
+        &ctx.db,
+        &[&throttle::mail_requests(&ctx.settings.limits, ip)],
+    )
+    .await?;
     let tx = begin_write(&ctx.db).await?;
     if let Some(user) = find_by_email(&tx, &email).await? {
         if user.email_verified_at.is_none()
@@ -264,24 +275,6 @@ pub async fn resend_verification(ctx: &Ctx, raw_email: &str) -> AppResult<()> {
     }
     tx.commit().await?;
     Ok(())
-}
-
-fn login_policies(ctx: &Ctx) -> (throttle::Policy, throttle::Policy) {
-    let l = &ctx.settings.limits;
-    let window = Duration::seconds(l.login_window_secs);
-    let lockout = Duration::seconds(l.login_lockout_secs);
-    (
-        throttle::Policy {
-            max_failures: l.login_ip_max_failures,
-            window,
-            lockout,
-        },
-        throttle::Policy {
-            max_failures: l.login_account_max_failures,
-            window,
-            lockout,
-        },
-    )
 }
 
 fn wrong_credentials() -> AppError {
@@ -296,11 +289,10 @@ pub async fn log_in(
     user_agent: Option<&str>,
 ) -> AppResult<SessionTokens> {
     let email = parse_email("email", raw_email)?;
-    let ip_key = format!("ip:{}", ip.unwrap_or("unknown"));
-    let account_key = format!("account:{}", email.normalized());
-    let (ip_policy, account_policy) = login_policies(ctx);
-    // A lock-out holds even against the right password.
-    throttle::check(&ctx.db, &[ip_key.clone(), account_key.clone()], now()).await?;
+    let limits = throttle::LoginLimits::new(&ctx.settings.limits, email.normalized(), ip);
+    // Counted before the password is checked, so parallel guesses cannot all be tried; a
+    // lock-out holds even against the right password.
+    throttle::reserve(&ctx.db, &limits.all()).await?;
 
     let user = find_by_email(&ctx.db, &email).await?;
     let verdict = match (&user, raw_password.chars().count() <= Password::MAX_CHARS) {
@@ -316,10 +308,7 @@ pub async fn log_in(
         }
     };
     let Some(user) = user.filter(|_| verdict != Verified::No) else {
-        let tx = begin_write(&ctx.db).await?;
-        throttle::record_failure(&tx, &ip_key, ip_policy, now()).await?;
-        throttle::record_failure(&tx, &account_key, account_policy, now()).await?;
-        tx.commit().await?;
+        // The reserved attempt stays counted.
         return Err(wrong_credentials());
     };
 
@@ -329,7 +318,7 @@ pub async fn log_in(
         None
     };
     let tx = begin_write(&ctx.db).await?;
-    throttle::clear(&tx, &account_key).await?;
+    throttle::password_accepted(&tx, &limits).await?;
     let user = match rehashed {
         Some(hash) => {
             let mut active = user.into_active_model();
@@ -503,8 +492,14 @@ pub async fn log_out_everywhere(ctx: &Ctx, actor: &Actor) -> AppResult<bool> {
 }
 
 /// Mails a reset link to an account, or tells the address's owner that no account uses it.
-pub async fn request_password_reset(ctx: &Ctx, raw_email: &str) -> AppResult<()> {
+/// Limited per client address, together with verification resends.
+pub async fn request_password_reset(ctx: &Ctx, raw_email: &str, ip: Option<&str>) -> AppResult<()> {
     let email = parse_email("email", raw_email)?;
+    throttle::reserve(
+        &ctx.db,
+        &[&throttle::mail_requests(&ctx.settings.limits, ip)],
+    )
+    .await?;
     let minutes = ctx.settings.auth.reset_token_minutes;
     let tx = begin_write(&ctx.db).await?;
     match find_by_email(&tx, &email).await? {
@@ -604,16 +599,18 @@ pub async fn reset_password(ctx: &Ctx, token: &str, new_password: &str) -> AppRe
     }
     let user = active.update(&tx).await?;
     revoke_all_sessions(&tx, user.id, None).await?;
-    throttle::clear(&tx, &format!("account:{}", user.email_normalized)).await?;
+    throttle::clear_account(&tx, &user.email_normalized).await?;
     queue_password_changed(ctx, &tx, &user, used.id, true).await?;
     tx.commit().await?;
     Ok(user)
 }
 
-/// Changes the password of a logged-in account; other sessions end, this one stays.
+/// Changes the password of a logged-in account; other sessions end, this one stays. The
+/// current password is a guess like a login's, counted against the same limits.
 pub async fn change_password(
     ctx: &Ctx,
     actor: &Actor,
+    ip: Option<&str>,
     current: &str,
     new_password: &str,
 ) -> AppResult<user::Model> {
@@ -621,18 +618,15 @@ pub async fn change_password(
         .one(&ctx.db)
         .await?
         .ok_or(AppError::NotFound("account"))?;
-    let account_key = format!("account:{}", user.email_normalized);
-    throttle::check(&ctx.db, std::slice::from_ref(&account_key), now()).await?;
+    let limits = throttle::LoginLimits::new(&ctx.settings.limits, &user.email_normalized, ip);
+    throttle::reserve(&ctx.db, &limits.all()).await?;
     if password::verify(current.to_string(), user.password_hash.clone()).await? == Verified::No {
-        let (_, account_policy) = login_policies(ctx);
-        let tx = begin_write(&ctx.db).await?;
-        throttle::record_failure(&tx, &account_key, account_policy, now()).await?;
-        tx.commit().await?;
         return Err(AppError::bad_input(
             "currentPassword",
             "the current password is wrong",
         ));
     }
+    throttle::password_accepted(&ctx.db, &limits).await?;
     let parsed = Password::parse_new(new_password, &user.email, &user.display_name)
         .map_err(|e| AppError::bad_input("newPassword", e.0))?;
     let hash = password::hash(parsed.expose().to_string()).await?;

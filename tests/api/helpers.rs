@@ -293,9 +293,10 @@ impl TestApp {
     }
 
     /// Signs up and verifies an account, logs in, and returns (access token, user id,
-    /// refresh token).
+    /// refresh token). Logs in after verifying, since verification ends earlier sessions.
     pub async fn verified_user(&self, email: &str, display_name: &str) -> Session {
-        let s = self.unverified_user(email, display_name).await;
+        let r = self.sign_up(email, display_name).await;
+        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
         let token = token_from_mail(&self.wait_for_mail(email, "verify_email").await);
         let v = self
             .gql(
@@ -308,13 +309,18 @@ impl TestApp {
             v["data"]["verifyEmail"]["user"]["emailVerified"], true,
             "{v}"
         );
-        s
+        self.logged_in(email).await
     }
 
     /// Signs up without verifying, logs in.
     pub async fn unverified_user(&self, email: &str, display_name: &str) -> Session {
         let r = self.sign_up(email, display_name).await;
         assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
+        self.logged_in(email).await
+    }
+
+    /// Logs in with the test password.
+    pub async fn logged_in(&self, email: &str) -> Session {
         let login = self.log_in(email, PASSWORD).await;
         let l = &login["data"]["logIn"];
         assert!(l["accessToken"].is_string(), "{login}");

@@ -424,3 +424,40 @@ async fn repeated_reset_requests_do_not_flood_a_mailbox() {
         convene::services::outbox::MAILS_PER_HOUR as usize
     );
 }
+
+#[tokio::test]
+async fn verifying_an_address_ends_the_sessions_of_whoever_signed_up_with_it() {
+    let app = spawn_app().await;
+    // Someone who does not own the mailbox signs up with it and logs in, twice.
+    let squatter = app.unverified_user("owner@example.org", "Squatter").await;
+    let second = app.logged_in("owner@example.org").await;
+    assert_eq!(status_of(&app, &squatter.access).await.0, 200);
+    // The mailbox's owner follows the link.
+    let token = token_from_mail(&app.wait_for_mail("owner@example.org", "verify_email").await);
+    let r = app
+        .gql(
+            None,
+            "mutation($t: String!) { verifyEmail(token: $t) { user { emailVerified } } }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["verifyEmail"]["user"]["emailVerified"], true,
+        "{r}"
+    );
+    for s in [&squatter, &second] {
+        let (status, me) = status_of(&app, &s.access).await;
+        assert_eq!((status, error_code(&me)), (401, "UNAUTHENTICATED"), "{me}");
+        let r = app.gql(None, REFRESH, json!({ "t": s.refresh })).await;
+        assert_eq!(error_code(&r), "UNAUTHENTICATED", "{r}");
+    }
+    let revoked = count(
+        &app.db,
+        "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(revoked, 2);
+    // Sessions started after verification are unaffected.
+    let after = app.logged_in("owner@example.org").await;
+    assert_eq!(status_of(&app, &after.access).await.0, 200);
+}
