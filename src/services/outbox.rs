@@ -75,6 +75,7 @@ async fn enqueue<C: ConnectionTrait>(
         attempts: Set(0),
         next_attempt_at: Set(at),
         locked_until: Set(None),
+        lease_token: Set(None),
         last_error: Set(None),
         created_at: Set(at),
         sent_at: Set(None),
