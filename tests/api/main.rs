@@ -12,6 +12,7 @@ mod commitments;
 mod http;
 mod mail;
 mod migrations;
+mod outbox;
 mod races;
 mod schema;
 mod sessions;
