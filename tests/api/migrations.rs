@@ -126,6 +126,34 @@ async fn migrations_roll_back_one_at_a_time() {
     db.close().await.expect("close");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_started_together_migrate_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = empty_database_url(dir.path()).await;
+    let build = || {
+        let mut settings = test_settings();
+        settings.database.url = secrecy::SecretString::from(url.clone());
+        settings.mail.file_dir = dir.path().join("mail");
+        convene::Application::build(settings)
+    };
+    let (a, b, c) = futures::join!(build(), build(), build());
+    let apps = [
+        a.expect("first instance"),
+        b.expect("second instance"),
+        c.expect("third instance"),
+    ];
+    let db = apps[0].db();
+    assert_eq!(pending(&db).await, 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM seaql_migrations").await,
+        Migrator::migrations().len() as i64,
+        "each migration recorded once"
+    );
+    for app in &apps {
+        assert!(convene::db::ready(&app.db()).await);
+    }
+}
+
 #[tokio::test]
 async fn the_hardening_migration_renumbers_clashing_milestones_and_keeps_them_unique() {
     let dir = tempfile::tempdir().expect("tempdir");
