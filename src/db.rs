@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 
@@ -33,16 +33,64 @@ pub async fn connect_url(url: &str, pool_size: u32) -> Result<DatabaseConnection
     Database::connect(opts).await
 }
 
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+/// The PostgreSQL advisory lock key every Convene instance takes while migrating ("convene"
+/// in ASCII); any fixed number would do, as long as all instances agree on it.
+pub const MIGRATION_LOCK_KEY: i64 = 0x63_6f_6e_76_65_6e_65;
+
+/// What to do to the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationStep {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back this many of the applied migrations, newest first.
+    Down(u32),
+    /// Drop everything and migrate from scratch.
+    Fresh,
 }
 
-/// True when the database answers and no migration is pending.
+/// Applies every pending migration (see [`run_migrations`]).
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    run_migrations(db, MigrationStep::Up).await
+}
+
+/// Changes the schema with one instance at a time. Several instances started together on a
+/// fresh PostgreSQL database would otherwise all create the same tables and types, and all
+/// but one fail (`duplicate key value violates unique constraint "pg_type_typname_nsp_index"`).
+/// On PostgreSQL the whole run is one transaction holding an advisory lock: the next instance
+/// waits for it, then finds nothing pending; the lock ends with the transaction, even when a
+/// migration fails, so a crashed instance cannot leave it held. On SQLite a `BEGIN IMMEDIATE`
+/// transaction takes the database's one write lock, which does the same.
+pub async fn run_migrations(db: &DatabaseConnection, step: MigrationStep) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    // `PRAGMA foreign_keys = OFF`, which dropping every SQLite table needs, does nothing
+    // inside a transaction.
+    if backend == DbBackend::Sqlite && step == MigrationStep::Fresh {
+        return Migrator::fresh(db).await;
+    }
+    let tx = begin_write(db).await?;
+    if backend == DbBackend::Postgres {
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock($1)",
+            [MIGRATION_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
+    match step {
+        MigrationStep::Up => Migrator::up(&tx, None).await?,
+        MigrationStep::Down(steps) => Migrator::down(&tx, Some(steps)).await?,
+        MigrationStep::Fresh => Migrator::fresh(&tx).await?,
+    }
+    tx.commit().await
+}
+
+/// True when the database answers and no migration is pending. Reads only: a health check
+/// must not create the migrator's table behind a running migration's back.
 pub async fn ready(db: &DatabaseConnection) -> bool {
     if db.ping().await.is_err() {
         return false;
     }
-    matches!(Migrator::get_pending_migrations(db).await, Ok(p) if p.is_empty())
+    matches!(Migrator::get_pending_migrations_read_only(db).await, Ok(p) if p.is_empty())
 }
 
 /// Starts a transaction that will write. On SQLite it takes the write lock up front

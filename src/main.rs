@@ -8,6 +8,7 @@ use migration::{Migrator, MigratorTrait};
 use tokio_util::sync::CancellationToken;
 
 use convene::config::Settings;
+use convene::db::MigrationStep;
 use convene::entities::user::Role;
 use convene::Application;
 
@@ -166,11 +167,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { action } => {
             let db = convene::db::connect(&settings.database).await?;
-            match action {
-                MigrateAction::Up => Migrator::up(&db, None).await?,
-                MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
-                MigrateAction::Fresh => Migrator::fresh(&db).await?,
-                MigrateAction::Status => {}
+            let step = match action {
+                MigrateAction::Up => Some(MigrationStep::Up),
+                MigrateAction::Down { steps } => Some(MigrationStep::Down(steps)),
+                MigrateAction::Fresh => Some(MigrationStep::Fresh),
+                MigrateAction::Status => None,
+            };
+            if let Some(step) = step {
+                convene::db::run_migrations(&db, step).await?;
             }
             for m in Migrator::get_migration_with_status(&db).await? {
                 println!("{:<40} {:?}", m.name(), m.status());

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_accounts;
 mod m20261127_000002_outbox;
 mod m20261127_000003_forum;
+mod m20261127_000004_hardening;
 mod schema_helpers;
 
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_accounts::Migration),
             Box::new(m20261127_000002_outbox::Migration),
             Box::new(m20261127_000003_forum::Migration),
+            Box::new(m20261127_000004_hardening::Migration),
         ]
     }
 }

@@ -16,6 +16,9 @@ pub struct Model {
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,
+    /// Names the claim that holds the lease; a worker records the outcome only while the row
+    /// still carries its own token.
+    pub lease_token: Option<Uuid>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,

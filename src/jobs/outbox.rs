@@ -1,6 +1,7 @@
 //! Delivers outbox rows. Workers claim due rows with a lease (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL, so several workers never take the same row), send them, and record the
-//! outcome; a failure is retried with exponential backoff and jitter until `max_attempts`.
+//! outcome while they still hold the lease; a failure is retried with exponential backoff
+//! and jitter until `max_attempts`. Delivered and dead rows keep no tokens or links.
 
 use std::time::Duration;
 
@@ -10,18 +11,36 @@ use sea_orm::{
     Statement,
 };
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::config::JobSettings;
 use crate::db::now;
 use crate::entities::outbox::{self, Status};
 use crate::mail::Mailer;
-use crate::services::outbox::KIND_EMAIL;
+use crate::services::outbox::{redact_secrets, KIND_EMAIL};
 
 #[derive(Clone)]
 pub struct OutboxWorker {
     db: DatabaseConnection,
     mailer: Mailer,
     settings: JobSettings,
+    lease: Duration,
+}
+
+/// Time a claimed batch needs beyond its delivery attempts: the database round trips and
+/// rendering, with room for a slow moment.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long a claim holds its rows: `jobs.lease_secs`, or longer when a batch whose every
+/// attempt runs into the attempt timeout would outlive it. A lease that ran out mid-batch
+/// would let a second worker send the same mail again.
+pub fn lease_for(settings: &JobSettings, attempt_timeout: Duration) -> Duration {
+    let configured = Duration::from_secs(u64::try_from(settings.lease_secs).unwrap_or(0));
+    let batch = u32::try_from(settings.batch_size.max(1)).unwrap_or(u32::MAX);
+    let worst_batch = attempt_timeout
+        .saturating_mul(batch)
+        .saturating_add(LEASE_MARGIN);
+    configured.max(worst_batch)
 }
 
 /// The delay before try number `attempts + 1`: base·2^(attempts−1), capped, plus up to 25 %
@@ -53,17 +72,24 @@ pub fn minimum_retry_span(settings: &JobSettings) -> Duration {
 
 impl OutboxWorker {
     pub fn new(db: DatabaseConnection, mailer: Mailer, settings: JobSettings) -> Self {
+        let lease = lease_for(&settings, mailer.attempt_timeout());
         OutboxWorker {
             db,
             mailer,
             settings,
+            lease,
         }
+    }
+
+    /// How long a claim holds its rows (see [`lease_for`]).
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// Polls until cancelled. A batch in progress finishes before the loop ends.
     pub async fn run(self, cancel: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
-        tracing::info!("outbox worker started");
+        tracing::info!(lease_secs = self.lease.as_secs(), "outbox worker started");
         // Checked before every batch, so a steady stream of mail cannot hold up shutdown.
         while !cancel.is_cancelled() {
             match self.run_once().await {
@@ -81,23 +107,26 @@ impl OutboxWorker {
 
     /// Claims and processes one batch; returns how many rows it handled.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let rows = self.claim().await?;
+        let lease_token = Uuid::new_v4();
+        let rows = self.claim(lease_token).await?;
         let n = rows.len();
         for row in rows {
-            self.deliver(row).await?;
+            self.deliver(row, lease_token).await?;
         }
         Ok(n)
     }
 
-    async fn claim(&self) -> anyhow::Result<Vec<outbox::Model>> {
+    /// Leases up to a batch of due rows to this claim: `lease_token` names it, so that only
+    /// this claim can record their outcome.
+    async fn claim(&self, lease_token: Uuid) -> anyhow::Result<Vec<outbox::Model>> {
         let at = now();
-        let lease_until = at + chrono::Duration::seconds(self.settings.lease_secs);
+        let lease_until = at + chrono::Duration::from_std(self.lease)?;
         let limit = i64::try_from(self.settings.batch_size.max(1)).unwrap_or(20);
         let backend = self.db.get_database_backend();
         let stmt = match backend {
             DbBackend::Postgres => Statement::from_sql_and_values(
                 backend,
-                r#"UPDATE outbox SET locked_until = $1
+                r#"UPDATE outbox SET locked_until = $1, lease_token = $4
                    WHERE id IN (
                      SELECT id FROM outbox
                      WHERE status = 'PENDING' AND kind = 'email' AND next_attempt_at <= $2
@@ -106,11 +135,16 @@ impl OutboxWorker {
                      LIMIT $3
                      FOR UPDATE SKIP LOCKED)
                    RETURNING *"#,
-                [lease_until.into(), at.into(), limit.into()],
+                [
+                    lease_until.into(),
+                    at.into(),
+                    limit.into(),
+                    lease_token.into(),
+                ],
             ),
             _ => Statement::from_sql_and_values(
                 backend,
-                r#"UPDATE outbox SET locked_until = ?
+                r#"UPDATE outbox SET locked_until = ?, lease_token = ?
                    WHERE id IN (
                      SELECT id FROM outbox
                      WHERE status = 'PENDING' AND kind = 'email' AND next_attempt_at <= ?
@@ -118,7 +152,13 @@ impl OutboxWorker {
                      ORDER BY next_attempt_at
                      LIMIT ?)
                    RETURNING *"#,
-                [lease_until.into(), at.into(), at.into(), limit.into()],
+                [
+                    lease_until.into(),
+                    lease_token.into(),
+                    at.into(),
+                    at.into(),
+                    limit.into(),
+                ],
             ),
         };
         Ok(outbox::Entity::find()
@@ -127,7 +167,7 @@ impl OutboxWorker {
             .await?)
     }
 
-    async fn deliver(&self, row: outbox::Model) -> anyhow::Result<()> {
+    async fn deliver(&self, row: outbox::Model, lease_token: Uuid) -> anyhow::Result<()> {
         let result = match row.kind.as_str() {
             KIND_EMAIL => {
                 let payload: serde_json::Value =
@@ -140,37 +180,63 @@ impl OutboxWorker {
         };
         let attempts = row.attempts + 1;
         let mut update = outbox::ActiveModel {
-            id: Set(row.id),
             attempts: Set(attempts),
             locked_until: Set(None),
+            lease_token: Set(None),
             ..Default::default()
         };
-        match result {
+        let mut retry_in = None;
+        let finished = match &result {
             Ok(()) => {
                 update.status = Set(Status::Sent);
                 update.sent_at = Set(Some(now()));
                 update.last_error = Set(None);
-                tracing::info!(id = %row.id, template = %row.template, attempts, "outbox row delivered");
+                true
             }
             Err(e) => {
                 let message: String = format!("{e:#}").chars().take(2000).collect();
-                update.last_error = Set(Some(message.clone()));
+                update.last_error = Set(Some(message));
                 if attempts >= self.settings.max_attempts {
                     update.status = Set(Status::Dead);
-                    tracing::error!(id = %row.id, attempts, error = %message, "outbox row given up");
+                    true
                 } else {
                     let delay = backoff(&self.settings, attempts);
                     let next = now() + chrono::Duration::from_std(delay).unwrap_or_default();
                     update.next_attempt_at = Set(next);
-                    tracing::warn!(id = %row.id, attempts, retry_in_secs = delay.as_secs(), error = %message, "outbox delivery failed; will retry");
+                    retry_in = Some(delay);
+                    false
                 }
             }
+        };
+        if finished {
+            // Its tokens are needed no more; the row is kept as a record without them.
+            update.payload = Set(redact_secrets(&row.payload));
         }
-        outbox::Entity::update_many()
+        let recorded = outbox::Entity::update_many()
             .set(update)
             .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::LeaseToken.eq(lease_token))
             .exec(&self.db)
-            .await?;
+            .await?
+            .rows_affected
+            > 0;
+        if !recorded {
+            tracing::warn!(id = %row.id, template = %row.template, attempts, delivered = result.is_ok(), "outbox lease lost to another worker; outcome not recorded");
+            return Ok(());
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(id = %row.id, template = %row.template, attempts, "outbox row delivered")
+            }
+            Err(e) => match retry_in {
+                Some(delay) => {
+                    tracing::warn!(id = %row.id, attempts, retry_in_secs = delay.as_secs(), error = %format!("{e:#}"), "outbox delivery failed; will retry")
+                }
+                None => {
+                    tracing::error!(id = %row.id, attempts, error = %format!("{e:#}"), "outbox row given up")
+                }
+            },
+        }
         Ok(())
     }
 }
@@ -193,6 +259,25 @@ mod tests {
             "{:?}",
             minimum_retry_span(&s)
         );
+    }
+
+    #[test]
+    fn the_lease_outlasts_a_batch_whose_every_attempt_times_out() {
+        let mut s = defaults();
+        s.batch_size = 20;
+        s.lease_secs = 300;
+        let attempt = Duration::from_secs(30);
+        // 20 × 30 s = 600 s would outlive the configured 300 s.
+        assert_eq!(
+            lease_for(&s, attempt),
+            Duration::from_secs(600) + LEASE_MARGIN
+        );
+        // A configured lease longer than the worst batch is kept.
+        s.lease_secs = 3600;
+        assert_eq!(lease_for(&s, attempt), Duration::from_secs(3600));
+        s.batch_size = 0;
+        s.lease_secs = -5;
+        assert_eq!(lease_for(&s, attempt), attempt + LEASE_MARGIN);
     }
 
     #[test]

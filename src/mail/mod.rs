@@ -9,6 +9,7 @@ pub use templates::{RenderedMail, Templates};
 pub use transport::{MailTransport, MemoryTransport, OutgoingMail};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{MailSettings, MailTransportKind};
 
@@ -19,7 +20,11 @@ pub struct Mailer {
     transport: Arc<dyn MailTransport>,
     from: String,
     base_url: String,
+    attempt_timeout: Duration,
 }
+
+/// How long one delivery attempt may take when the settings do not say.
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Mailer {
     pub fn new(
@@ -33,7 +38,20 @@ impl Mailer {
             transport,
             from: from.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
         }
+    }
+
+    /// Bounds each delivery attempt as a whole. lettre's own timeout applies to each SMTP
+    /// command, so without this one slow server could hold a send for many times as long,
+    /// outliving the outbox lease that was sized from it.
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout.max(Duration::from_secs(1));
+        self
+    }
+
+    pub fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
     }
 
     /// Builds the transport the settings name. The memory transport is returned too, so the
@@ -54,7 +72,8 @@ impl Mailer {
             }
         };
         Ok((
-            Mailer::new(Templates::load()?, transport, &settings.from, base_url),
+            Mailer::new(Templates::load()?, transport, &settings.from, base_url)
+                .with_attempt_timeout(Duration::from_secs(settings.smtp.timeout_secs)),
             memory,
         ))
     }
@@ -91,6 +110,45 @@ impl Mailer {
             message_id: format!("<{message_key}@{host}>"),
             template: template.to_string(),
         };
-        self.transport.send(&mail).await
+        tokio::time::timeout(self.attempt_timeout, self.transport.send(&mail))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "delivery took longer than {} s and was abandoned",
+                    self.attempt_timeout.as_secs()
+                )
+            })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that accepts the connection and then never answers.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl MailTransport for Silent {
+        async fn send(&self, _mail: &OutgoingMail) -> anyhow::Result<()> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_hangs_is_abandoned_after_the_attempt_timeout() {
+        let mailer = Mailer::new(
+            Templates::load().unwrap(),
+            Arc::new(Silent),
+            "Convene <no-reply@localhost>",
+            "http://127.0.0.1",
+        )
+        .with_attempt_timeout(Duration::from_secs(1));
+        let payload = serde_json::json!({ "display_name": "Ann", "reset_link": "x" });
+        let err = mailer
+            .send("m1", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("longer than 1 s"), "{err:#}");
     }
 }

@@ -251,6 +251,19 @@ pub async fn count(ctx: &Ctx, filter: &CommitmentFilter) -> AppResult<u64> {
     Ok(filtered(filter).count(&ctx.db).await?)
 }
 
+/// Holds a commitment's row until the transaction ends: writers of its milestone positions
+/// queue here, so "the last position + 1" and a move's shift see every earlier writer's rows.
+async fn lock_commitment(
+    tx: &sea_orm::DatabaseTransaction,
+    id: Uuid,
+) -> AppResult<commitment::Model> {
+    commitment::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or(AppError::NotFound("commitment"))
+}
+
 pub async fn add_milestone(
     ctx: &Ctx,
     actor: &Actor,
@@ -264,10 +277,7 @@ pub async fn add_milestone(
             .body(input.description.as_deref().unwrap_or(""), 0, 20_000),
     )?;
     let tx = begin_write(&ctx.db).await?;
-    commitment::Entity::find_by_id(input.commitment_id)
-        .one(&tx)
-        .await?
-        .ok_or(AppError::NotFound("commitment"))?;
+    lock_commitment(&tx, input.commitment_id).await?;
     let last = milestone::Entity::find()
         .filter(milestone::Column::CommitmentId.eq(input.commitment_id))
         .order_by_desc(milestone::Column::Position)
@@ -301,11 +311,17 @@ pub async fn update_milestone(
 ) -> AppResult<milestone::Model> {
     writer(actor)?;
     let tx = begin_write(&ctx.db).await?;
+    let commitment_id = milestone::Entity::find_by_id(id)
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("milestone"))?
+        .commitment_id;
+    lock_commitment(&tx, commitment_id).await?;
+    // Read again under the lock: a move that ran meanwhile may have changed the position.
     let found = milestone::Entity::find_by_id(id)
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("milestone"))?;
-    let commitment_id = found.commitment_id;
     let old_position = found.position;
     let mut m = found.into_active_model();
     if let Some(t) = c.title {
@@ -335,21 +351,36 @@ pub async fn update_milestone(
                 format!("position must be between 1 and {siblings}"),
             ));
         }
-        // Shift the milestones between the old and the new place by one.
+        // Shift the milestones between the old and the new place by one. The unique
+        // (commitment, position) index is checked row by row, so the moving milestone first
+        // steps aside to 0, and the others go through negative positions.
         let (lo, hi, delta) = if p < old_position {
             (p, old_position - 1, 1)
         } else {
             (old_position + 1, p, -1)
         };
-        milestone::Entity::update_many()
-            .col_expr(
-                milestone::Column::Position,
-                Expr::col(milestone::Column::Position).add(delta),
-            )
-            .filter(milestone::Column::CommitmentId.eq(commitment_id))
-            .filter(milestone::Column::Position.between(lo, hi))
-            .exec(&tx)
-            .await?;
+        let shift = |to: Expr, rows: Condition| {
+            milestone::Entity::update_many()
+                .col_expr(milestone::Column::Position, to)
+                .filter(milestone::Column::CommitmentId.eq(commitment_id))
+                .filter(rows)
+                .exec(&tx)
+        };
+        shift(
+            Expr::value(0),
+            Condition::all().add(milestone::Column::Id.eq(id)),
+        )
+        .await?;
+        shift(
+            Expr::value(0).sub(Expr::col(milestone::Column::Position).add(delta)),
+            Condition::all().add(milestone::Column::Position.between(lo, hi)),
+        )
+        .await?;
+        shift(
+            Expr::value(0).sub(Expr::col(milestone::Column::Position)),
+            Condition::all().add(milestone::Column::Position.lt(0)),
+        )
+        .await?;
         m.position = Set(p);
     }
     m.updated_at = Set(now());

@@ -12,6 +12,24 @@ use crate::error::AppResult;
 
 pub const KIND_EMAIL: &str = "email";
 
+/// Payload keys that carry a credential: a one-time token, or a link with one inside. A row
+/// keeps them only while it may still be sent; once delivered or given up they are removed.
+pub const SECRET_KEYS: &[&str] = &["token", "link"];
+
+/// `payload` without its `SECRET_KEYS`. A payload that is not a JSON object cannot be
+/// checked, so nothing of it is kept.
+pub fn redact_secrets(payload: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(mut fields)) => {
+            for key in SECRET_KEYS {
+                fields.remove(*key);
+            }
+            serde_json::Value::Object(fields).to_string()
+        }
+        _ => "{}".to_string(),
+    }
+}
+
 /// At most this many mails of one kind go to one address per hour, however often someone
 /// asks for them (requests beyond get the same answer, and no mail).
 pub const MAILS_PER_HOUR: u64 = 3;
@@ -75,6 +93,7 @@ async fn enqueue<C: ConnectionTrait>(
         attempts: Set(0),
         next_attempt_at: Set(at),
         locked_until: Set(None),
+        lease_token: Set(None),
         last_error: Set(None),
         created_at: Set(at),
         sent_at: Set(None),
@@ -106,4 +125,27 @@ pub async fn enqueue_notification<C: ConnectionTrait>(
         payload,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_tokens_and_links_and_keeps_the_rest() {
+        let payload = serde_json::json!({
+            "display_name": "Ann",
+            "token": "s3cret",
+            "link": "https://convene.example/verify-email?token=s3cret",
+            "hours": 48,
+        })
+        .to_string();
+        let redacted = redact_secrets(&payload);
+        assert!(!redacted.contains("s3cret"), "{redacted}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&redacted).unwrap(),
+            serde_json::json!({ "display_name": "Ann", "hours": 48 })
+        );
+        assert_eq!(redact_secrets("not json, token=s3cret"), "{}");
+    }
 }

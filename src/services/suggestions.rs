@@ -2,7 +2,7 @@
 //! move them through the workflow, recorded in the public outcome log.
 
 use chrono::Duration;
-use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
@@ -65,6 +65,35 @@ async fn load<C: ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<suggestion::M
         .one(conn)
         .await?
         .ok_or(AppError::NotFound("suggestion"))
+}
+
+/// Reads a suggestion and holds its row until the transaction ends (`FOR UPDATE`; SQLite's
+/// `BEGIN IMMEDIATE` already serialises writers). Every write that checks the status or moves
+/// a counter starts here, so on PostgreSQL's READ COMMITTED the check and the write see the
+/// same row, and a writer that waited sees what the one before it committed.
+async fn load_locked(tx: &DatabaseTransaction, id: Uuid) -> AppResult<suggestion::Model> {
+    suggestion::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .ok_or(AppError::NotFound("suggestion"))
+}
+
+/// Locks two suggestions in ascending id order, the one order every transaction uses, so
+/// that "A duplicates B" and "B duplicates A" queue behind each other instead of deadlocking.
+async fn lock_pair(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    other: Uuid,
+) -> AppResult<(Option<suggestion::Model>, Option<suggestion::Model>)> {
+    let lock = |id| suggestion::Entity::find_by_id(id).lock_exclusive().one(tx);
+    if id < other {
+        let first = lock(id).await?;
+        Ok((first, lock(other).await?))
+    } else {
+        let first = lock(other).await?;
+        Ok((lock(id).await?, first))
+    }
 }
 
 pub async fn find(ctx: &Ctx, id: Uuid) -> AppResult<Option<suggestion::Model>> {
@@ -165,7 +194,7 @@ pub async fn update(
         .map(|b| field("body", ctx.markdown.body(b, 1, BODY_MAX)))
         .transpose()?;
     let tx = begin_write(&ctx.db).await?;
-    let s = load(&tx, id).await?;
+    let s = load_locked(&tx, id).await?;
     if s.author_id != actor.id {
         return Err(AppError::Forbidden(
             "only the author edits a suggestion".into(),
@@ -207,7 +236,7 @@ pub async fn update(
 pub async fn withdraw(ctx: &Ctx, actor: &Actor, id: Uuid) -> AppResult<suggestion::Model> {
     actor.require_verified()?;
     let tx = begin_write(&ctx.db).await?;
-    let s = load(&tx, id).await?;
+    let s = load_locked(&tx, id).await?;
     if s.author_id != actor.id {
         return Err(AppError::Forbidden(
             "only the author withdraws a suggestion".into(),
@@ -238,7 +267,9 @@ pub async fn set_support(
 ) -> AppResult<suggestion::Model> {
     actor.require_verified()?;
     let tx = begin_write(&ctx.db).await?;
-    let s = load(&tx, id).await?;
+    // Locked: a merge moving this suggestion's supports away waits for us, or we for it and
+    // then see DUPLICATE.
+    let s = load_locked(&tx, id).await?;
     if on {
         if s.author_id == actor.id {
             return Err(AppError::Forbidden(
@@ -291,7 +322,7 @@ pub async fn set_following(
 ) -> AppResult<suggestion::Model> {
     actor.require_verified()?;
     let tx = begin_write(&ctx.db).await?;
-    load(&tx, id).await?;
+    load_locked(&tx, id).await?;
     if follow {
         if add_follow(&tx, id, actor.id).await? {
             bump(&tx, id, suggestion::Column::FollowerCount, 1).await?;
@@ -443,8 +474,29 @@ pub async fn publish_response(
         ));
     }
 
+    let target_id = match input.new_status {
+        Some(Status::Duplicate) => {
+            let target_id = input.duplicate_of_id.ok_or_else(|| {
+                AppError::bad_input("duplicateOfId", "marking a duplicate needs duplicateOfId")
+            })?;
+            if target_id == input.suggestion_id {
+                return Err(AppError::bad_input(
+                    "duplicateOfId",
+                    "a suggestion cannot duplicate itself",
+                ));
+            }
+            Some(target_id)
+        }
+        _ => None,
+    };
+
     let tx = begin_write(&ctx.db).await?;
-    let s = load(&tx, input.suggestion_id).await?;
+    // Both rows are locked before anything is checked, so the checks below hold until commit.
+    let (s, target) = match target_id {
+        Some(t) => lock_pair(&tx, input.suggestion_id, t).await?,
+        None => (Some(load_locked(&tx, input.suggestion_id).await?), None),
+    };
+    let s = s.ok_or(AppError::NotFound("suggestion"))?;
     let previous = s.status;
     if let Some(next) = input.new_status {
         if !previous.can_become(next) {
@@ -460,20 +512,9 @@ pub async fn publish_response(
     }
     let mut moved = (0, 0);
     let mut duplicate_of = None;
-    if input.new_status == Some(Status::Duplicate) {
-        let target_id = input.duplicate_of_id.ok_or_else(|| {
-            AppError::bad_input("duplicateOfId", "marking a duplicate needs duplicateOfId")
-        })?;
-        if target_id == s.id {
-            return Err(AppError::bad_input(
-                "duplicateOfId",
-                "a suggestion cannot duplicate itself",
-            ));
-        }
-        let target = suggestion::Entity::find_by_id(target_id)
-            .one(&tx)
-            .await?
-            .ok_or_else(|| AppError::bad_input("duplicateOfId", "no such suggestion"))?;
+    if target_id.is_some() {
+        let target =
+            target.ok_or_else(|| AppError::bad_input("duplicateOfId", "no such suggestion"))?;
         if target.commitment_id != s.commitment_id {
             return Err(AppError::bad_input(
                 "duplicateOfId",
@@ -570,51 +611,74 @@ pub async fn publish_response(
 
 /// Moves supports and followers of `dup` to `target`, skipping accounts already there (and
 /// the target's author, who cannot support their own). Returns how many of each moved.
+/// Both rows are locked by the caller, so no support or follow of either can arrive while
+/// this runs; `ON CONFLICT DO NOTHING` keeps the unique keys the judge of "already there".
 async fn merge_into(
     tx: &DatabaseTransaction,
     dup: &suggestion::Model,
     target: &suggestion::Model,
 ) -> AppResult<(u64, u64)> {
-    let supports = support::Entity::find()
-        .filter(support::Column::SuggestionId.eq(dup.id))
-        .all(tx)
-        .await?;
-    let already: std::collections::HashSet<Uuid> = support::Entity::find()
-        .filter(support::Column::SuggestionId.eq(target.id))
-        .all(tx)
+    let supports = Query::select()
+        .expr(Expr::value(target.id))
+        .column(support::Column::UserId)
+        .column(support::Column::CreatedAt)
+        .from(support::Entity)
+        .and_where(support::Column::SuggestionId.eq(dup.id))
+        .and_where(support::Column::UserId.ne(target.author_id))
+        .to_owned();
+    let moved_supports = tx
+        .execute(
+            Query::insert()
+                .into_table(support::Entity)
+                .columns([
+                    support::Column::SuggestionId,
+                    support::Column::UserId,
+                    support::Column::CreatedAt,
+                ])
+                .select_from(supports)
+                .map_err(AppError::internal)?
+                .on_conflict(
+                    OnConflict::columns([support::Column::SuggestionId, support::Column::UserId])
+                        .do_nothing()
+                        .to_owned(),
+                ),
+        )
         .await?
-        .into_iter()
-        .map(|s| s.user_id)
-        .collect();
-    let mut moved_supports = 0;
-    for s in supports
-        .iter()
-        .filter(|s| !already.contains(&s.user_id) && s.user_id != target.author_id)
-    {
-        support::ActiveModel {
-            suggestion_id: Set(target.id),
-            user_id: Set(s.user_id),
-            created_at: Set(s.created_at),
-        }
-        .insert(tx)
-        .await?;
-        moved_supports += 1;
-    }
+        .rows_affected();
     support::Entity::delete_many()
         .filter(support::Column::SuggestionId.eq(dup.id))
         .exec(tx)
         .await?;
 
-    let follows = suggestion_follow::Entity::find()
-        .filter(suggestion_follow::Column::SuggestionId.eq(dup.id))
-        .all(tx)
-        .await?;
-    let mut moved_followers = 0;
-    for f in &follows {
-        if add_follow(tx, target.id, f.user_id).await? {
-            moved_followers += 1;
-        }
-    }
+    let follows = Query::select()
+        .expr(Expr::value(target.id))
+        .column(suggestion_follow::Column::UserId)
+        .expr(Expr::value(now()))
+        .from(suggestion_follow::Entity)
+        .and_where(suggestion_follow::Column::SuggestionId.eq(dup.id))
+        .to_owned();
+    let moved_followers = tx
+        .execute(
+            Query::insert()
+                .into_table(suggestion_follow::Entity)
+                .columns([
+                    suggestion_follow::Column::SuggestionId,
+                    suggestion_follow::Column::UserId,
+                    suggestion_follow::Column::CreatedAt,
+                ])
+                .select_from(follows)
+                .map_err(AppError::internal)?
+                .on_conflict(
+                    OnConflict::columns([
+                        suggestion_follow::Column::SuggestionId,
+                        suggestion_follow::Column::UserId,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                ),
+        )
+        .await?
+        .rows_affected();
     recount(tx, dup.id).await?;
     recount(tx, target.id).await?;
     Ok((moved_supports, moved_followers))

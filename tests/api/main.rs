@@ -14,6 +14,8 @@ mod hostile;
 mod http;
 mod mail;
 mod migrations;
+mod outbox;
+mod races;
 mod schema;
 mod sessions;
 mod suggestions;

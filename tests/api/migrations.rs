@@ -125,3 +125,109 @@ async fn migrations_roll_back_one_at_a_time() {
     assert_eq!(pending(&db).await, 0);
     db.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_started_together_migrate_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = empty_database_url(dir.path()).await;
+    let build = || {
+        let mut settings = test_settings();
+        settings.database.url = secrecy::SecretString::from(url.clone());
+        settings.mail.file_dir = dir.path().join("mail");
+        convene::Application::build(settings)
+    };
+    let (a, b, c) = futures::join!(build(), build(), build());
+    let apps = [
+        a.expect("first instance"),
+        b.expect("second instance"),
+        c.expect("third instance"),
+    ];
+    let db = apps[0].db();
+    assert_eq!(pending(&db).await, 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM seaql_migrations").await,
+        Migrator::migrations().len() as i64,
+        "each migration recorded once"
+    );
+    for app in &apps {
+        assert!(convene::db::ready(&app.db()).await);
+    }
+}
+
+#[tokio::test]
+async fn the_hardening_migration_renumbers_clashing_milestones_and_keeps_them_unique() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = empty_database_url(dir.path()).await;
+    let db = convene::db::connect_url(&url, 2).await.expect("connect");
+    let before_hardening = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(&db, Some(before_hardening))
+        .await
+        .expect("up to the forum");
+    exec(
+        &db,
+        "INSERT INTO commitments (id, reference, title, description, action_plan, \
+         lead_institution, policy_area, status, follower_count, created_at, updated_at) \
+         VALUES ('00000000-0000-7000-8000-000000000001', 'UK0072', 'Involving data users', \
+         '', '', '', '', 'NOT_STARTED', 0, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    )
+    .await;
+    // Two concurrent addMilestone calls used to take position 2 both.
+    for (n, position) in [(1, 1), (2, 2), (3, 2), (4, 3)] {
+        exec(
+            &db,
+            &format!(
+                "INSERT INTO milestones (id, commitment_id, position, title, description, \
+                 status, created_at, updated_at) VALUES ('00000000-0000-7000-8000-00000000010{n}', \
+                 '00000000-0000-7000-8000-000000000001', {position}, 'Step {n}', '', \
+                 'NOT_STARTED', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+            ),
+        )
+        .await;
+    }
+
+    Migrator::up(&db, None).await.expect("up");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT title, position FROM milestones ORDER BY position".to_string(),
+        ))
+        .await
+        .expect("read milestones");
+    let order: Vec<(String, i32)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "title").expect("title"),
+                r.try_get::<i32>("", "position").expect("position"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("Step 1", 1), ("Step 2", 2), ("Step 3", 3), ("Step 4", 4)]
+            .map(|(t, p)| (t.to_string(), p))
+    );
+    let clash = "INSERT INTO milestones (id, commitment_id, position, title, description, \
+         status, created_at, updated_at) VALUES ('00000000-0000-7000-8000-000000000199', \
+         '00000000-0000-7000-8000-000000000001', 4, 'Clash', '', 'NOT_STARTED', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')";
+    let refused = db
+        .execute_unprepared(clash)
+        .await
+        .expect_err("a second position 4");
+    assert!(
+        matches!(
+            refused.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ),
+        "{refused}"
+    );
+
+    // Down lets the old shape back, and up again works on what it left.
+    Migrator::down(&db, Some(1)).await.expect("down one");
+    exec(&db, clash).await;
+    exec(&db, "DELETE FROM milestones WHERE title = 'Clash'").await;
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(pending(&db).await, 0);
+    db.close().await.expect("close");
+}
