@@ -28,7 +28,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::auth::tokens::{random_token, TokenKeys};
 use crate::config::Settings;
 use crate::domain::Markdown;
-use crate::graphql::{build_schema, ConveneSchema};
+use crate::graphql::limits::QueryGate;
+use crate::graphql::{build_gate, build_schema, ConveneSchema};
 use crate::jobs::outbox::OutboxWorker;
 use crate::mail::{Mailer, MemoryTransport};
 use crate::services::Ctx;
@@ -38,6 +39,7 @@ use crate::services::Ctx;
 pub struct AppState {
     pub services: Ctx,
     pub schema: ConveneSchema,
+    pub gate: Arc<QueryGate>,
     pub settings: Arc<Settings>,
 }
 
@@ -120,7 +122,8 @@ impl Application {
         let (mailer, memory_mail) =
             Mailer::from_settings(&settings.mail, &settings.public.base_url)?;
         let services = services(settings.clone(), db)?;
-        let schema = build_schema(&settings.graphql)?;
+        let schema = build_schema(&settings.graphql);
+        let gate = Arc::new(build_gate(&settings.graphql)?);
         let listener = TcpListener::bind(settings.listen_address()?)
             .await
             .with_context(|| format!("binding {}", settings.server.address))?;
@@ -129,6 +132,7 @@ impl Application {
             state: AppState {
                 services,
                 schema,
+                gate,
                 settings,
             },
             mailer,

@@ -19,6 +19,38 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+/// An account as it is shown: every column but the password hash, which only the
+/// password checks read.
+#[derive(Clone, Debug, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "Entity")]
+pub struct Profile {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub bio: String,
+    pub organisation: String,
+    pub sector: Sector,
+    pub role: Role,
+    pub email_verified_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+}
+
+impl From<Model> for Profile {
+    fn from(m: Model) -> Self {
+        Profile {
+            id: m.id,
+            email: m.email,
+            display_name: m.display_name,
+            bio: m.bio,
+            organisation: m.organisation,
+            sector: m.sector,
+            role: m.role,
+            email_verified_at: m.email_verified_at,
+            created_at: m.created_at,
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, DeriveRelation, EnumIter)]
 pub enum Relation {
     #[sea_orm(has_many = "super::session::Entity")]

@@ -84,7 +84,13 @@ impl From<Sector> for DbSector {
 }
 
 /// A Convene account as others see it.
-pub struct User(pub user::Model);
+pub struct User(pub user::Profile);
+
+impl From<user::Model> for User {
+    fn from(m: user::Model) -> Self {
+        User(m.into())
+    }
+}
 
 /// A person with a Convene account.
 #[Object]
@@ -200,7 +206,7 @@ macro_rules! session_payload {
                     access_token_expires_at: t.access_token_expires_at,
                     refresh_token: t.refresh_token,
                     refresh_token_expires_at: t.refresh_token_expires_at,
-                    user: User(t.user),
+                    user: t.user.into(),
                 }
             }
         }
@@ -313,7 +319,9 @@ impl AccountQuery {
         let Some(actor) = &viewer.actor else {
             return Ok(None);
         };
-        Ok(accounts::find_user(services, actor.id).await?.map(User))
+        Ok(accounts::find_user(services, actor.id)
+            .await?
+            .map(User::from))
     }
 
     /// One account by ID.
@@ -324,7 +332,7 @@ impl AccountQuery {
     ) -> async_graphql::Result<Option<User>> {
         let (services, _) = ctx(c)?;
         let id = parse_id("id", &id)?;
-        Ok(accounts::find_user(services, id).await?.map(User))
+        Ok(accounts::find_user(services, id).await?.map(User::from))
     }
 }
 
@@ -366,7 +374,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<VerifyEmailPayload> {
         let (services, _) = ctx(c)?;
         let user = accounts::verify_email(services, &token).await?;
-        Ok(VerifyEmailPayload { user: User(user) })
+        Ok(VerifyEmailPayload { user: user.into() })
     }
 
     /// Mails a fresh verification link to an unverified account. Shares a per-address hourly
@@ -461,7 +469,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<ResetPasswordPayload> {
         let (services, _) = ctx(c)?;
         let user = accounts::reset_password(services, &input.token, &input.new_password).await?;
-        Ok(ResetPasswordPayload { user: User(user) })
+        Ok(ResetPasswordPayload { user: user.into() })
     }
 
     /// Changes the logged-in account's password; other sessions end.
@@ -480,7 +488,7 @@ impl AccountMutation {
             &input.new_password,
         )
         .await?;
-        Ok(ChangePasswordPayload { user: User(user) })
+        Ok(ChangePasswordPayload { user: user.into() })
     }
 
     /// Changes the logged-in account's public profile.
@@ -502,7 +510,7 @@ impl AccountMutation {
             },
         )
         .await?;
-        Ok(UpdateProfilePayload { user: User(user) })
+        Ok(UpdateProfilePayload { user: user.into() })
     }
 
     /// Changes an account's role (ADMIN only; the last admin cannot be demoted).
@@ -515,6 +523,6 @@ impl AccountMutation {
         let actor = viewer.require()?;
         let id = parse_id("userId", &input.user_id)?;
         let user = accounts::set_user_role(services, actor, id, input.role.into()).await?;
-        Ok(SetUserRolePayload { user: User(user) })
+        Ok(SetUserRolePayload { user: user.into() })
     }
 }

@@ -11,9 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, ServiceDocument, Type,
     TypeKind, TypeSystemDefinition,
@@ -548,46 +545,32 @@ fn count_spreads(set: &SelectionSet) -> usize {
 /// The largest document text kept in the cache.
 const MAX_CACHED_DOCUMENT_BYTES: usize = 4096;
 
-/// Parsed documents by their text. Clients send the same few queries over and over; a
-/// copy of a parsed document costs a fraction of parsing it again.
-type DocumentCache = Mutex<LruCache<String, Arc<ExecutableDocument>>>;
-
-/// Checks every request before async-graphql parses and validates it (both of which walk
-/// every spread path), and hands the parsed document on so it is parsed once.
-pub struct CostLimit {
-    limits: Arc<Limits>,
-    shape: Arc<SchemaShape>,
-    documents: Option<Arc<DocumentCache>>,
+/// Admits each request before async-graphql parses and validates it (both of which walk
+/// every spread path), and hands the parsed document on so it is parsed once. It runs in
+/// the HTTP layer rather than as a schema extension: with no extension registered,
+/// async-graphql resolves each field on its fast path.
+pub struct QueryGate {
+    limits: Limits,
+    shape: SchemaShape,
+    /// Parsed documents by their text. Clients send the same few queries over and over; a
+    /// copy of a parsed document costs a fraction of parsing it again.
+    documents: Option<Mutex<LruCache<String, Arc<ExecutableDocument>>>>,
 }
 
-impl CostLimit {
-    pub fn new(limits: Limits, shape: SchemaShape, cache_size: usize) -> Self {
-        CostLimit {
-            limits: Arc::new(limits),
-            shape: Arc::new(shape),
-            documents: NonZeroUsize::new(cache_size)
-                .map(|n| Arc::new(Mutex::new(LruCache::new(n)))),
-        }
-    }
-}
-
-impl ExtensionFactory for CostLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CostLimitExtension {
-            limits: self.limits.clone(),
-            shape: self.shape.clone(),
-            documents: self.documents.clone(),
+impl QueryGate {
+    pub fn new(settings: &GraphqlSettings, sdl: &str) -> anyhow::Result<Self> {
+        Ok(QueryGate {
+            limits: Limits::from(settings),
+            shape: SchemaShape::from_sdl(sdl)?,
+            documents: NonZeroUsize::new(settings.document_cache_size)
+                .map(|n| Mutex::new(LruCache::new(n))),
         })
     }
-}
 
-struct CostLimitExtension {
-    limits: Arc<Limits>,
-    shape: Arc<SchemaShape>,
-    documents: Option<Arc<DocumentCache>>,
-}
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
 
-impl CostLimitExtension {
     fn cached(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
         let mut cache = self.documents.as_ref()?.lock().ok()?;
         cache.get(query).cloned()
@@ -603,16 +586,9 @@ impl CostLimitExtension {
             cache.put(query.to_string(), Arc::new(doc.clone()));
         }
     }
-}
 
-#[async_trait::async_trait]
-impl Extension for CostLimitExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+    /// Checks the request against every limit and attaches its parsed document.
+    pub fn admit(&self, request: &mut Request) -> ServerResult<()> {
         let doc = match self.cached(&request.query) {
             Some(doc) => (*doc).clone(),
             None => {
@@ -625,7 +601,7 @@ impl Extension for CostLimitExtension {
         // The cost depends on the variables (`first: $n`), so it is measured every time.
         check_document(&self.limits, &self.shape, &doc, &request.variables)?;
         request.set_parsed_query(doc);
-        next.run(ctx, request).await
+        Ok(())
     }
 }
 

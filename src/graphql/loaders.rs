@@ -85,7 +85,19 @@ macro_rules! by_id {
     };
 }
 
-by_id!(UserKey, user);
+impl Loader<UserKey> for Loaders {
+    type Value = user::Profile;
+    type Error = LoadError;
+    async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, user::Profile>, LoadError> {
+        let rows = user::Entity::find()
+            .filter(user::Column::Id.is_in(ids(keys, |k| k.0)))
+            .into_partial_model::<user::Profile>()
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (UserKey(r.id), r)).collect())
+    }
+}
 by_id!(CommitmentKey, commitment);
 by_id!(SuggestionKey, suggestion);
 by_id!(ResponseKey, official_response);

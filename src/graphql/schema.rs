@@ -4,7 +4,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
 use super::commitments::{CommitmentMutation, CommitmentQuery};
-use super::limits::{CostLimit, Limits, SchemaShape};
+use super::limits::QueryGate;
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
@@ -24,23 +24,22 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// Builds the schema with the configured limits. Request data (services, viewer) is added
 /// per request by the HTTP layer.
-pub fn build_schema(settings: &GraphqlSettings) -> anyhow::Result<ConveneSchema> {
-    let shape = SchemaShape::from_sdl(&sdl())?;
-    // Every limit is checked by `CostLimit` before async-graphql parses the document. The
+pub fn build_schema(settings: &GraphqlSettings) -> ConveneSchema {
+    // Every limit is checked by `QueryGate` before async-graphql sees the document. The
     // library's own recursion and directive checks stay as a backstop: they run only on
     // documents that passed ours, with the same numbers, so they never answer first.
     let mut b = builder()
         .limit_recursive_depth(settings.max_recursive_depth)
-        .limit_directives(settings.max_directives)
-        .extension(CostLimit::new(
-            Limits::from(settings),
-            shape,
-            settings.document_cache_size,
-        ));
+        .limit_directives(settings.max_directives);
     if !settings.introspection {
         b = b.disable_introspection();
     }
-    Ok(b.finish())
+    b.finish()
+}
+
+/// The gate every request passes before the schema runs it.
+pub fn build_gate(settings: &GraphqlSettings) -> anyhow::Result<QueryGate> {
+    QueryGate::new(settings, &sdl())
 }
 
 /// The SDL written to `schema.graphql`.

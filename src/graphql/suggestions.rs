@@ -1,5 +1,7 @@
 //! Suggestions, supports, follows, official responses and the outcome log.
 
+use std::borrow::Cow;
+
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, Union, ID};
 use chrono::{DateTime, Utc};
 
@@ -92,6 +94,32 @@ impl From<SuggestionOrder> for Order {
 
 pub struct Suggestion(pub suggestion::Model);
 
+impl Suggestion {
+    /// The row with its bodies: lists leave them unread unless the query selects them
+    /// (`services::suggestions::Bodies::Skip`), and a body reached some other way is loaded
+    /// then, batched with the rest of the page.
+    async fn with_bodies(
+        &self,
+        c: &Context<'_>,
+    ) -> async_graphql::Result<Cow<'_, suggestion::Model>> {
+        if !self.0.body.is_empty() {
+            return Ok(Cow::Borrowed(&self.0));
+        }
+        Ok(loader(c)?
+            .load_one(SuggestionKey(self.0.id))
+            .await?
+            .map_or(Cow::Borrowed(&self.0), Cow::Owned))
+    }
+}
+
+/// Whether a connection's selection reaches a suggestion's body.
+fn selects_bodies(c: &Context<'_>) -> bool {
+    let la = c.look_ahead();
+    ["body", "bodyHtml"].iter().any(|f| {
+        la.field("nodes").field(f).exists() || la.field("edges").field("node").field(f).exists()
+    })
+}
+
 /// A data user's proposal for improving a commitment.
 #[Object]
 impl Suggestion {
@@ -118,12 +146,12 @@ impl Suggestion {
         &self.0.title
     }
     /// Body, in Markdown.
-    async fn body(&self) -> &str {
-        &self.0.body
+    async fn body(&self, c: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(self.with_bodies(c).await?.body.clone())
     }
     /// Body rendered to sanitised HTML.
-    async fn body_html(&self) -> &str {
-        &self.0.body_html
+    async fn body_html(&self, c: &Context<'_>) -> async_graphql::Result<String> {
+        Ok(self.with_bodies(c).await?.body_html.clone())
     }
     /// Where it stands in the workflow.
     async fn status(&self) -> SuggestionStatus {
@@ -338,7 +366,12 @@ pub(crate) async fn suggestion_connection(
         awaiting_response: filter.awaiting_response,
     };
     let order: Order = order_by.unwrap_or_default().into();
-    let found = service::list(services, &filter, order, &page).await?;
+    let bodies = if selects_bodies(c) {
+        service::Bodies::Read
+    } else {
+        service::Bodies::Skip
+    };
+    let found = service::list_reading(services, &filter, order, &page, bodies).await?;
     let (s, f) = (services.clone(), filter.clone());
     Ok(SuggestionConnection::new(
         found,

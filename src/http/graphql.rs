@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Viewer;
-use crate::graphql::limits::{check_text, Limits};
+use crate::graphql::limits::check_text;
 use crate::startup::AppState;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -115,8 +115,12 @@ async fn execute(
     state: AppState,
     headers: &HeaderMap,
     viewer: Viewer,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
 ) -> Response {
+    if let Err(refused) = state.gate.admit(&mut request) {
+        let response = with_codes(GqlResponse::from_errors(vec![refused]));
+        return respond(headers, &response);
+    }
     let loaders = crate::graphql::loaders::request_loader(
         state.services.clone(),
         viewer.actor.as_ref().map(|a| a.id),
@@ -126,10 +130,14 @@ async fn execute(
         .data(viewer)
         .data(loaders);
     let response = with_codes(state.schema.execute(request).await);
+    respond(headers, &response)
+}
+
+fn respond(headers: &HeaderMap, response: &GqlResponse) -> Response {
     let gr = wants_graphql_response(headers);
     // Before execution the result has no `data` entry (GraphQL-over-HTTP and the spec's
     // "Response" section); graphql-response+json clients also get 400.
-    let (status, body) = if is_request_error(&response) {
+    let (status, body) = if is_request_error(response) {
         let status = if gr {
             StatusCode::BAD_REQUEST
         } else {
@@ -140,7 +148,7 @@ async fn execute(
             serde_json::to_string(&serde_json::json!({ "errors": response.errors })),
         )
     } else {
-        (StatusCode::OK, serde_json::to_string(&response))
+        (StatusCode::OK, serde_json::to_string(response))
     };
     match body {
         Ok(body) => json_response(status, body, gr),
@@ -225,8 +233,7 @@ pub async fn get(
     };
     // The text limits come before parsing the document to find its operation; a document
     // that breaks them goes on to be refused with its proper error.
-    let limits = Limits::from(&state.settings.graphql);
-    if check_text(&limits, &request.query).is_ok()
+    if check_text(state.gate.limits(), &request.query).is_ok()
         && matches!(
             operation_type(&mut request),
             Some(OperationType::Mutation | OperationType::Subscription)

@@ -5,8 +5,8 @@ use chrono::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, Iterable, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -415,13 +415,43 @@ pub fn list_query(
     Ok(q.limit(page.first + 1))
 }
 
+/// Whether a list reads the Markdown body and its HTML, the bulk of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bodies {
+    Read,
+    /// Left empty: a stored body is never empty (1–20,000 characters), so an empty one
+    /// tells a reader it was not read.
+    Skip,
+}
+
 pub async fn list(
     ctx: &Ctx,
     filter: &Filter,
     order: Order,
     page: &PageRequest,
 ) -> AppResult<Page<suggestion::Model>> {
-    let rows = list_query(filter, order, page)?.all(&ctx.db).await?;
+    list_reading(ctx, filter, order, page, Bodies::Read).await
+}
+
+/// `list`, reading the bodies only when asked to.
+pub async fn list_reading(
+    ctx: &Ctx,
+    filter: &Filter,
+    order: Order,
+    page: &PageRequest,
+    bodies: Bodies,
+) -> AppResult<Page<suggestion::Model>> {
+    let mut q = list_query(filter, order, page)?;
+    if bodies == Bodies::Skip {
+        q =
+            q.select_only()
+                .columns(suggestion::Column::iter().filter(|c| {
+                    !matches!(c, suggestion::Column::Body | suggestion::Column::BodyHtml)
+                }))
+                .expr_as(Expr::value(""), "body")
+                .expr_as(Expr::value(""), "body_html");
+    }
+    let rows = q.all(&ctx.db).await?;
     Ok(Page::from_rows(rows, page.first, |s| cursor_for(order, s)))
 }
 
