@@ -45,6 +45,8 @@ impl<K, V, E: Clone> Default for KeyState<K, V, E> {
 pub struct Batcher<L> {
     loader: Arc<L>,
     state: Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
+    /// Values a list already read in its own statement (a join), by key type.
+    primed: Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
 }
 
 impl<L: Send + Sync + 'static> Batcher<L> {
@@ -52,7 +54,56 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         Batcher {
             loader: Arc::new(loader),
             state: Mutex::new(HashMap::new()),
+            primed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Gives the loader values read elsewhere in this request (a list that joined them), so
+    /// loading those keys costs no statement and no wait.
+    pub fn prime<K>(&self, values: impl IntoIterator<Item = (K, <L as Loader<K>>::Value)>)
+    where
+        K: Send + Sync + Hash + Eq + Clone + 'static,
+        L: Loader<K>,
+    {
+        let mut primed = self
+            .primed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = primed
+            .entry(TypeId::of::<HashMap<K, <L as Loader<K>>::Value>>())
+            .or_insert_with(|| Box::new(HashMap::<K, <L as Loader<K>>::Value>::new()));
+        if let Some(map) = entry.downcast_mut::<HashMap<K, <L as Loader<K>>::Value>>() {
+            map.extend(values);
+        }
+    }
+
+    /// The primed values of `keys`, and the keys that still need loading.
+    fn take_primed<K, V>(&self, keys: Vec<K>) -> (HashMap<K, V>, Vec<K>)
+    where
+        K: Hash + Eq + Clone + 'static,
+        V: Clone + 'static,
+    {
+        let primed = self
+            .primed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(map) = primed
+            .get(&TypeId::of::<HashMap<K, V>>())
+            .and_then(|m| m.downcast_ref::<HashMap<K, V>>())
+        else {
+            return (HashMap::new(), keys);
+        };
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        for k in keys {
+            match map.get(&k) {
+                Some(v) => {
+                    found.insert(k, v.clone());
+                }
+                None => missing.push(k),
+            }
+        }
+        (found, missing)
     }
 
     fn with_state<K, V, E, R>(&self, f: impl FnOnce(&mut KeyState<K, V, E>) -> R) -> R
@@ -90,9 +141,9 @@ impl<L: Send + Sync + 'static> Batcher<L> {
     {
         type V<L, K> = <L as Loader<K>>::Value;
         type E<L, K> = <L as Loader<K>>::Error;
-        let wanted: Vec<K> = keys.into_iter().collect();
+        let (mut found, wanted) = self.take_primed::<K, V<L, K>>(keys.into_iter().collect());
         if wanted.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(found);
         }
         let generation = self.with_state::<K, V<L, K>, E<L, K>, _>(|s| {
             for k in &wanted {
@@ -129,10 +180,12 @@ impl<L: Send + Sync + 'static> Batcher<L> {
             Some(batch) => batch.await?,
             None => Arc::new(self.loader.load(&wanted).await?),
         };
-        Ok(wanted
-            .into_iter()
-            .filter_map(|k| loaded.get(&k).cloned().map(|v| (k, v)))
-            .collect())
+        found.extend(
+            wanted
+                .into_iter()
+                .filter_map(|k| loaded.get(&k).cloned().map(|v| (k, v))),
+        );
+        Ok(found)
     }
 
     /// Loads the value of one key; see `load_many`.

@@ -96,7 +96,7 @@ pub struct Suggestion(pub suggestion::Model);
 
 impl Suggestion {
     /// The row with its bodies: lists leave them unread unless the query selects them
-    /// (`services::suggestions::Bodies::Skip`), and a body reached some other way is loaded
+    /// (`services::suggestions::Include`), and a body reached some other way is loaded
     /// then, batched with the rest of the page.
     async fn with_bodies(
         &self,
@@ -112,12 +112,18 @@ impl Suggestion {
     }
 }
 
-/// Whether a connection's selection reaches a suggestion's body.
-fn selects_bodies(c: &Context<'_>) -> bool {
+/// What a connection's selection reaches of each suggestion, so the list reads it in its
+/// own statement: the bodies only when shown, the author and commitment joined.
+fn include_for(c: &Context<'_>) -> service::Include {
     let la = c.look_ahead();
-    ["body", "bodyHtml"].iter().any(|f| {
+    let selects = |f: &str| {
         la.field("nodes").field(f).exists() || la.field("edges").field("node").field(f).exists()
-    })
+    };
+    service::Include {
+        bodies: selects("body") || selects("bodyHtml"),
+        author: selects("author"),
+        commitment: selects("commitment"),
+    }
 }
 
 /// A data user's proposal for improving a commitment.
@@ -366,12 +372,16 @@ pub(crate) async fn suggestion_connection(
         awaiting_response: filter.awaiting_response,
     };
     let order: Order = order_by.unwrap_or_default().into();
-    let bodies = if selects_bodies(c) {
-        service::Bodies::Read
-    } else {
-        service::Bodies::Skip
-    };
-    let found = service::list_reading(services, &filter, order, &page, bodies).await?;
+    let found = service::list_with(services, &filter, order, &page, include_for(c)).await?;
+    let (mut authors, mut commitments) = (Vec::new(), Vec::new());
+    let found = found.map(|l| {
+        authors.extend(l.author.map(|a| (UserKey(a.id), a)));
+        commitments.extend(l.commitment.map(|m| (CommitmentKey(m.id), m)));
+        l.suggestion
+    });
+    let loader = loader(c)?;
+    loader.prime(authors);
+    loader.prime(commitments);
     let (s, f) = (services.clone(), filter.clone());
     Ok(SuggestionConnection::new(
         found,

@@ -5,8 +5,8 @@ use chrono::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, Iterable, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select,
+    DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel, Iterable,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use crate::domain::Title;
 use crate::entities::suggestion::{self, Status};
 use crate::entities::user::Role;
 use crate::entities::{
-    commitment, official_response, outcome, suggestion_follow, suggestion_revision, support,
+    commitment, official_response, outcome, suggestion_follow, suggestion_revision, support, user,
 };
 use crate::error::{AppError, AppResult};
 
@@ -364,8 +364,11 @@ fn filtered(filter: &Filter) -> Select<suggestion::Entity> {
 fn after_desc(col: suggestion::Column, key: i64, id: Uuid) -> Condition {
     let key = i32::try_from(key).unwrap_or(if key < 0 { i32::MIN } else { i32::MAX });
     Condition::all().add(
-        Expr::tuple([Expr::col(col), Expr::col(suggestion::Column::Id)])
-            .lt(Expr::tuple([Expr::value(key), Expr::value(id)])),
+        Expr::tuple([
+            Expr::col((suggestion::Entity, col)),
+            Expr::col((suggestion::Entity, suggestion::Column::Id)),
+        ])
+        .lt(Expr::tuple([Expr::value(key), Expr::value(id)])),
     )
 }
 
@@ -415,14 +418,30 @@ pub fn list_query(
     Ok(q.limit(page.first + 1))
 }
 
-/// Whether a list reads the Markdown body and its HTML, the bulk of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bodies {
-    Read,
-    /// Left empty: a stored body is never empty (1–20,000 characters), so an empty one
-    /// tells a reader it was not read.
-    Skip,
+/// What a list reads besides the suggestions' own columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Include {
+    /// The Markdown body and its HTML, the bulk of a row. Left out, they read as empty: a
+    /// stored body is never empty (1–20,000 characters), so an empty one tells a reader it
+    /// was not read.
+    pub bodies: bool,
+    /// Each suggestion's author (without the password hash), joined in the same statement.
+    pub author: bool,
+    /// Each suggestion's commitment, joined in the same statement.
+    pub commitment: bool,
 }
+
+/// A suggestion of a list, with what the list joined to it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub suggestion: suggestion::Model,
+    pub author: Option<user::Profile>,
+    pub commitment: Option<commitment::Model>,
+}
+
+// Double underscores: no suggestion column starts so, so no alias can shadow one.
+const AUTHOR_PREFIX: &str = "author__";
+const COMMITMENT_PREFIX: &str = "commitment__";
 
 pub async fn list(
     ctx: &Ctx,
@@ -430,19 +449,21 @@ pub async fn list(
     order: Order,
     page: &PageRequest,
 ) -> AppResult<Page<suggestion::Model>> {
-    list_reading(ctx, filter, order, page, Bodies::Read).await
+    let rows = list_query(filter, order, page)?.all(&ctx.db).await?;
+    Ok(Page::from_rows(rows, page.first, |s| cursor_for(order, s)))
 }
 
-/// `list`, reading the bodies only when asked to.
-pub async fn list_reading(
+/// `list`, reading what `include` asks for: one statement whatever the page's size, the
+/// joins being primary-key lookups beside the same index scan.
+pub async fn list_with(
     ctx: &Ctx,
     filter: &Filter,
     order: Order,
     page: &PageRequest,
-    bodies: Bodies,
-) -> AppResult<Page<suggestion::Model>> {
+    include: Include,
+) -> AppResult<Page<Listed>> {
     let mut q = list_query(filter, order, page)?;
-    if bodies == Bodies::Skip {
+    if !include.bodies {
         q =
             q.select_only()
                 .columns(suggestion::Column::iter().filter(|c| {
@@ -451,8 +472,53 @@ pub async fn list_reading(
                 .expr_as(Expr::value(""), "body")
                 .expr_as(Expr::value(""), "body_html");
     }
-    let rows = q.all(&ctx.db).await?;
-    Ok(Page::from_rows(rows, page.first, |s| cursor_for(order, s)))
+    let mut stmt = q.into_query();
+    if include.author {
+        stmt.inner_join(
+            user::Entity,
+            Expr::col((user::Entity, user::Column::Id))
+                .equals((suggestion::Entity, suggestion::Column::AuthorId)),
+        );
+        for c in user::Column::iter().filter(|c| !matches!(c, user::Column::PasswordHash)) {
+            stmt.expr_as(
+                Expr::col((user::Entity, c)),
+                format!("{AUTHOR_PREFIX}{}", c.as_str()),
+            );
+        }
+    }
+    if include.commitment {
+        stmt.inner_join(
+            commitment::Entity,
+            Expr::col((commitment::Entity, commitment::Column::Id))
+                .equals((suggestion::Entity, suggestion::Column::CommitmentId)),
+        );
+        for c in commitment::Column::iter() {
+            stmt.expr_as(
+                Expr::col((commitment::Entity, c)),
+                format!("{COMMITMENT_PREFIX}{}", c.as_str()),
+            );
+        }
+    }
+    let rows = ctx.db.query_all(&stmt).await?;
+    let listed = rows
+        .iter()
+        .map(|row| {
+            Ok(Listed {
+                suggestion: suggestion::Model::from_query_result(row, "")?,
+                author: include
+                    .author
+                    .then(|| user::Profile::from_query_result(row, AUTHOR_PREFIX))
+                    .transpose()?,
+                commitment: include
+                    .commitment
+                    .then(|| commitment::Model::from_query_result(row, COMMITMENT_PREFIX))
+                    .transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    Ok(Page::from_rows(listed, page.first, |l| {
+        cursor_for(order, &l.suggestion)
+    }))
 }
 
 pub async fn count(ctx: &Ctx, filter: &Filter, order: Order) -> AppResult<u64> {

@@ -905,3 +905,65 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     );
     assert!(costs[0] <= 10, "a page took {} statements", costs[0]);
 }
+
+#[tokio::test]
+async fn a_page_with_authors_and_commitments_reads_them_in_its_own_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
+    let statements = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = statements.clone();
+    db.set_metric_callback(move |info| {
+        if !info.statement.sql.contains("outbox") {
+            seen.lock().unwrap().push(info.statement.sql.clone());
+        }
+    });
+    let app = spawn_app_with_db(db, url, dir, |_| {}).await;
+    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
+    let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
+    bulk_suggestions(&app.db, uuid::Uuid::parse_str(&commitment).unwrap(), 30).await;
+    let q = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, orderBy: NEW, first: 20) { nodes { title author { displayName } commitment { reference } } } }";
+    statements.lock().unwrap().clear();
+    let r = app.gql(None, q, json!({"c": commitment})).await;
+    let nodes = r["data"]["suggestions"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(nodes.len(), 20);
+    assert!(nodes
+        .iter()
+        .all(|n| n["commitment"]["reference"] == "UK0072"
+            && n["author"]["displayName"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bulk")));
+    let sql = statements.lock().unwrap().clone();
+    assert_eq!(sql.len(), 1, "one statement for the page: {sql:#?}");
+    // Neither the bodies (not selected) nor the password hash are read.
+    assert!(!sql[0].contains("password_hash"), "{}", sql[0]);
+    assert!(!sql[0].contains("\"suggestions\".\"body"), "{}", sql[0]);
+
+    // Selecting the body reads it, still in one statement.
+    statements.lock().unwrap().clear();
+    let q = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, first: 5) { nodes { body bodyHtml } } }";
+    let r = app.gql(None, q, json!({"c": commitment})).await;
+    let nodes = r["data"]["suggestions"]["nodes"].as_array().unwrap();
+    assert!(
+        nodes.iter().all(|n| !n["body"].as_str().unwrap().is_empty()
+            && !n["bodyHtml"].as_str().unwrap().is_empty()),
+        "{r}"
+    );
+    assert_eq!(statements.lock().unwrap().len(), 1);
+
+    // The look-ahead sees through fragments too.
+    statements.lock().unwrap().clear();
+    let q = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, first: 5) { nodes { ...B } } } fragment B on Suggestion { duplicateOf { id } title body }";
+    let r = app.gql(None, q, json!({"c": commitment})).await;
+    let nodes = r["data"]["suggestions"]["nodes"].as_array().unwrap();
+    assert!(
+        nodes
+            .iter()
+            .all(|n| !n["body"].as_str().unwrap().is_empty()),
+        "{r}"
+    );
+    assert_eq!(statements.lock().unwrap().len(), 1);
+}
