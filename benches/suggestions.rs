@@ -457,13 +457,13 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
             None => spawn_convene(&opts.binary, &url)?,
         };
         s.wait_ready(&client).await?;
-        println!("\nConvene on {} (PID {:?})", s.base, s.pid);
+        println!("\nConvene on {} (PID {})", s.base, pid_text(s.pid));
         convene = Some(s);
     }
     if rows.iter().any(|r| r.serving == Serving::Bare) {
         let mut s = spawn_bare(&url)?;
         s.wait_ready(&client).await?;
-        println!("bare handler on {} (PID {:?})", s.base, s.pid);
+        println!("bare handler on {} (PID {})", s.base, pid_text(s.pid));
         bare = Some(s);
     }
     let server_of = |r: &RowSpec| match r.serving {
@@ -1315,6 +1315,10 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or("unknown".into(), |p| p.to_string())
 }
 
 fn mib(kb: Option<u64>) -> String {

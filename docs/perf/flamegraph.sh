@@ -9,9 +9,10 @@
 #   docs/perf/flamegraph.sh --pid PID --url http://127.0.0.1:8080 [out.svg]
 #       records a Convene that is already running on the convene_bench database.
 #
-# Environment: SECONDS_TO_RECORD (default 15); ROW (default top; any key of the benchmark's
-# ROWS, e.g. new); CALL_GRAPH (default fp, i.e. perf -g; dwarf unwinds builds without frame
-# pointers at the cost of a much larger perf.data); CONVENE_BENCH_DATABASE_URL and
+# Environment: SECONDS_TO_RECORD (default 10); ROW (default top; any key of the benchmark's
+# ROWS, e.g. new); CALL_GRAPH (default dwarf: release builds keep no frame pointers, so
+# `perf record -g` (CALL_GRAPH=fp) sees only the innermost frames of each stack; dwarf unwinds
+# from the stack copy, at the cost of a larger perf.data); CONVENE_BENCH_DATABASE_URL and
 # CONVENE_BENCH_CLIENTS as for the benchmark. The data set is reused when already loaded.
 # Needs perf and inferno (`cargo install inferno`).
 set -euo pipefail
@@ -29,11 +30,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 out=${out:-$repo/docs/perf/flamegraph.svg}
-seconds=${SECONDS_TO_RECORD:-15}
+seconds=${SECONDS_TO_RECORD:-10}
 row=${ROW:-top}
-case "${CALL_GRAPH:-fp}" in
+case "${CALL_GRAPH:-dwarf}" in
     fp) call_graph=(-g) ;;
-    dwarf) call_graph=(--call-graph dwarf,16384) ;;
+    dwarf) call_graph=(--call-graph "dwarf,${DWARF_STACK_BYTES:-65528}") ;;
     *) echo "CALL_GRAPH must be fp or dwarf" >&2; exit 2 ;;
 esac
 if [ -n "$pid" ] && [ -z "$url" ]; then
@@ -67,7 +68,7 @@ fi
 # Build first, so the time spent compiling is not mistaken for a server that never starts,
 # and run the benchmark's executable directly, so that it is the process stopped on failure.
 exe=$(cd "$repo" && cargo bench --bench suggestions --no-run --message-format=json |
-    grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
+    grep '"kind":\["bench"\]' | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
 [ -x "$exe" ] || { echo "could not build the benchmark" >&2; exit 1; }
 (cd "$repo" && exec "$exe" --bench) > "$work/bench.log" 2>&1 &
 bench=$!
