@@ -1,24 +1,41 @@
-//! Benchmark: one page of TOP suggestions through Convene's GraphQL API, against a bare axum
-//! handler running the SQL that page needs, on PostgreSQL with 100,000 suggestions and
-//! 1,000,000 supports.
+//! Benchmark: Convene's own cost per request, on PostgreSQL with 100,000 suggestions and
+//! 1,000,000 supports. Runs the `convene` binary and a bare axum handler each in a process of
+//! its own, drives a table of requests from `GET /healthz` to the pages the site shows, and
+//! reports throughput, latency, the serving process's CPU per request and Convene's memory.
 //!
 //! Run: `cargo bench --bench suggestions`
 //!
 //! - `CONVENE_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`): a
 //!   PostgreSQL server where this role may create databases. The benchmark drops and recreates
 //!   the database `convene_bench` there, and leaves it in place afterwards for inspection.
-//! - `CONVENE_BENCH_SECONDS` (default 10): measured seconds per target, after a 2 s warm-up.
+//! - `CONVENE_BENCH_SECONDS` (default 10): measured seconds per row, after a 2 s warm-up.
+//! - `CONVENE_BENCH_CLIENTS` (default 64): concurrent clients, each one request at a time.
 //! - `CONVENE_BENCH_REUSE=1`: keep an already loaded `convene_bench` instead of rebuilding it.
+//! - `CONVENE_BENCH_BINARY=/path/to/convene`: measure that build instead of this one's, e.g.
+//!   an older commit's, with the same data, requests and checks.
+//! - `CONVENE_BENCH_ONLY=<row>`: drive only that row (`top`, `new`, `bare-top`, …; the keys
+//!   are in `ROWS`), with no plans and no memory section: for profiling.
+//! - `CONVENE_BENCH_URL=http://127.0.0.1:8080` (with `CONVENE_BENCH_PID=<pid>` for CPU and
+//!   memory): drive a Convene that is already running on the `convene_bench` database
+//!   instead of starting one.
+//! - `CONVENE_BENCH_PID_FILE=<path>`: once the server of the measured row answers, write its
+//!   PID there (docs/perf/flamegraph.sh attaches `perf` to it).
+//! - `CONVENE_BENCH_SETTLE_SECONDS` (default 60): how long Convene's memory is watched after
+//!   the large responses.
 //!
 //! Steps: load the data set; print the plans of the statements `services::suggestions::list`
-//! runs for each ordering; start Convene and the bare handler on 127.0.0.1:0; drive each in
-//! turn with 64 concurrent clients; print a Markdown summary.
+//! runs; start Convene (configured through `CONVENE__*` variables) and the bare handler (this
+//! executable again, with `--bare-server`), check that both write the same pages; warm up
+//! and read Convene's idle RSS; drive each row in turn; send the largest responses the cost
+//! limit allows and watch RSS settle; stop both; print a Markdown summary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -28,10 +45,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use convene::config::{MailTransportKind, Settings};
-use convene::entities::{suggestion, user};
+use convene::entities::{commitment, suggestion, user};
+use convene::graphql::limits::{check_document, check_text, Limits, SchemaShape};
 use convene::services::page::{Cursor, PageRequest};
 use convene::services::suggestions::{self as service, Filter, Order};
-use convene::Application;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder};
@@ -41,7 +58,7 @@ use sea_orm::{
     QueryTrait, Select, Statement, TransactionTrait, Value,
 };
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as JsonValue};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -67,101 +84,473 @@ const AWAITING_SHARE: f64 = 0.9;
 /// statement too).
 const BATCH: usize = 10_000;
 
-const CLIENTS: usize = 64;
+const DEFAULT_CLIENTS: usize = 64;
 const PAGE: u64 = 20;
 /// The row a deep cursor points at, to show what paging far into a list costs.
 const DEEP_ROW: u64 = 500;
+/// Connections in each server's pool.
 const POOL: u32 = 20;
 const WARMUP: Duration = Duration::from_secs(2);
+/// Per Convene row, before the idle RSS is read: enough for every statement to be prepared
+/// on the pooled connections.
+const IDLE_WARMUP: Duration = Duration::from_secs(1);
 const SIGNING_KEY: &str = "bench-signing-key-0123456789abcdef0123456789";
-const QUERY: &str = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, orderBy: TOP, first: 20) { nodes { title supportCount author { displayName } } } }";
+/// The hidden argument that makes this executable the bare server.
+const BARE_FLAG: &str = "--bare-server";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// RSS is sampled this often while a row runs, for the peak under load.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+/// And this often while it settles after the large responses.
+const SETTLE_EVERY: Duration = Duration::from_secs(10);
+/// Large responses sent at once, each the largest document the cost limit accepts.
+const LARGE_REQUESTS: usize = 4;
+const LARGE_FIRST: u64 = 100;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let admin_url = env_or("CONVENE_BENCH_DATABASE_URL", DEFAULT_ADMIN_URL);
-    let seconds: u64 = env_or("CONVENE_BENCH_SECONDS", "10")
-        .trim()
-        .parse()
-        .context("CONVENE_BENCH_SECONDS must be a whole number of seconds")?;
-    let measure = Duration::from_secs(seconds.max(1));
-    let reuse = std::env::var("CONVENE_BENCH_REUSE").is_ok_and(|v| v.trim() == "1");
-    let url = with_database(&admin_url, DB_NAME);
+const GOAL_RATIO: f64 = 0.85;
+const GOAL_CPU_US: f64 = 350.0;
+const GOAL_RSS_DELTA_MIB: f64 = 50.0;
+
+const Q_TYPENAME: &str = "{ __typename }";
+const Q_COMMITMENT: &str = "query($r: String!) { commitment(reference: $r) { id title } }";
+const Q_FIRST1: &str = "{ suggestions(first: 1) { nodes { id } } }";
+const Q_FIRST20: &str = "{ suggestions(first: 20) { nodes { id title supportCount } } }";
+const Q_AUTHOR: &str =
+    "{ suggestions(first: 20) { nodes { id title supportCount author { displayName } } } }";
+const Q_TOP: &str = "{ suggestions(orderBy: TOP, first: 20) { nodes { id title supportCount author { displayName } commitment { reference } } } }";
+const Q_NEW: &str = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, orderBy: NEW, first: 20) { nodes { id title supportCount author { displayName } commitment { reference } } } }";
+
+// ---------------------------------------------------------------------------------------------
+// The rows
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Serving {
+    Convene,
+    Bare,
+}
+
+#[derive(Clone, Copy)]
+enum Req {
+    Get(&'static str),
+    Graphql(&'static str),
+}
+
+/// What varies per request: nothing, or a random commitment (by ID or by reference).
+#[derive(Clone, Copy)]
+enum Param {
+    None,
+    Commitment,
+    Reference,
+}
+
+/// What a good response holds; anything else counts as an error.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// The body `ok`.
+    Ok,
+    Typename,
+    Commitment,
+    Nodes {
+        count: usize,
+        /// id only, or id, title and supportCount.
+        full: bool,
+        author: bool,
+        commitment: bool,
+    },
+}
+
+struct RowSpec {
+    /// For `CONVENE_BENCH_ONLY`.
+    key: &'static str,
+    label: &'static str,
+    serving: Serving,
+    req: Req,
+    param: Param,
+    expect: Expect,
+    /// The bare row that does the same work, for the ratio.
+    bare: Option<&'static str>,
+}
+
+const PAGE_NODES: Expect = Expect::Nodes {
+    count: PAGE as usize,
+    full: true,
+    author: true,
+    commitment: true,
+};
+
+/// In the order they run: each goal page right before its bare twin, so both see the same
+/// machine.
+const ROWS: &[RowSpec] = &[
+    RowSpec {
+        key: "healthz",
+        label: "`GET /healthz`",
+        serving: Serving::Convene,
+        req: Req::Get("/healthz"),
+        param: Param::None,
+        expect: Expect::Ok,
+        bare: Some("bare-healthz"),
+    },
+    RowSpec {
+        key: "bare-healthz",
+        label: "bare: `GET /healthz`",
+        serving: Serving::Bare,
+        req: Req::Get("/healthz"),
+        param: Param::None,
+        expect: Expect::Ok,
+        bare: None,
+    },
+    RowSpec {
+        key: "typename",
+        label: "`{ __typename }`",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_TYPENAME),
+        param: Param::None,
+        expect: Expect::Typename,
+        bare: None,
+    },
+    RowSpec {
+        key: "commitment",
+        label: "`commitment(reference:) { id title }`",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_COMMITMENT),
+        param: Param::Reference,
+        expect: Expect::Commitment,
+        bare: None,
+    },
+    RowSpec {
+        key: "first1",
+        label: "`suggestions(first: 1) { nodes { id } }`",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_FIRST1),
+        param: Param::None,
+        expect: Expect::Nodes {
+            count: 1,
+            full: false,
+            author: false,
+            commitment: false,
+        },
+        bare: None,
+    },
+    RowSpec {
+        key: "first20",
+        label: "`suggestions(first: 20) { nodes { id title supportCount } }`",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_FIRST20),
+        param: Param::None,
+        expect: Expect::Nodes {
+            count: PAGE as usize,
+            full: true,
+            author: false,
+            commitment: false,
+        },
+        bare: None,
+    },
+    RowSpec {
+        key: "author",
+        label: "the same + `author { displayName }`",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_AUTHOR),
+        param: Param::None,
+        expect: Expect::Nodes {
+            count: PAGE as usize,
+            full: true,
+            author: true,
+            commitment: false,
+        },
+        bare: None,
+    },
+    RowSpec {
+        key: "top",
+        label: "the same + `commitment { reference }` (goal: top page, `orderBy: TOP`)",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_TOP),
+        param: Param::None,
+        expect: PAGE_NODES,
+        bare: Some("bare-top"),
+    },
+    RowSpec {
+        key: "bare-top",
+        label: "bare: top page, same SQL",
+        serving: Serving::Bare,
+        req: Req::Get("/bare/top"),
+        param: Param::None,
+        expect: PAGE_NODES,
+        bare: None,
+    },
+    RowSpec {
+        key: "new",
+        label: "goal: a commitment's newest (`filter: {commitmentId}, orderBy: NEW`, first 20, same fields)",
+        serving: Serving::Convene,
+        req: Req::Graphql(Q_NEW),
+        param: Param::Commitment,
+        expect: PAGE_NODES,
+        bare: Some("bare-new"),
+    },
+    RowSpec {
+        key: "bare-new",
+        label: "bare: a commitment's newest, same SQL",
+        serving: Serving::Bare,
+        req: Req::Get("/bare/new"),
+        param: Param::Commitment,
+        expect: PAGE_NODES,
+        bare: None,
+    },
+];
+
+/// The goal pages: Convene's row, its bare twin, and a name.
+const GOALS: &[(&str, &str, &str)] = &[
+    ("top", "bare-top", "Top page (author + commitment)"),
+    (
+        "new",
+        "bare-new",
+        "A commitment's NEW page (author + commitment)",
+    ),
+];
+
+fn row(key: &str) -> Option<&'static RowSpec> {
+    ROWS.iter().find(|r| r.key == key)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and main
+
+struct Options {
+    admin_url: String,
+    seconds: u64,
+    clients: usize,
+    reuse: bool,
+    binary: PathBuf,
+    only: Option<&'static RowSpec>,
+    /// A Convene already running: its base URL and PID.
+    external: Option<(String, Option<u32>)>,
+    pid_file: Option<PathBuf>,
+    settle: Duration,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let number = |name: &str, default: &str| -> anyhow::Result<u64> {
+        env_or(name, default)
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("{name} must be a whole number"))
+    };
+    let only = match std::env::var("CONVENE_BENCH_ONLY") {
+        Ok(k) if !k.trim().is_empty() => Some(row(k.trim()).ok_or_else(|| {
+            anyhow!(
+                "CONVENE_BENCH_ONLY={k}: no such row; the rows are {}",
+                ROWS.iter().map(|r| r.key).collect::<Vec<_>>().join(", ")
+            )
+        })?),
+        _ => None,
+    };
+    let external = match std::env::var("CONVENE_BENCH_URL") {
+        Ok(u) if !u.trim().is_empty() => {
+            let pid = match std::env::var("CONVENE_BENCH_PID") {
+                Ok(p) if !p.trim().is_empty() => Some(
+                    p.trim()
+                        .parse::<u32>()
+                        .context("CONVENE_BENCH_PID must be a process ID")?,
+                ),
+                _ => None,
+            };
+            Some((u.trim().trim_end_matches('/').to_string(), pid))
+        }
+        _ => None,
+    };
+    Ok(Options {
+        admin_url: env_or("CONVENE_BENCH_DATABASE_URL", DEFAULT_ADMIN_URL),
+        seconds: number("CONVENE_BENCH_SECONDS", "10")?.max(1),
+        clients: usize::try_from(number(
+            "CONVENE_BENCH_CLIENTS",
+            &DEFAULT_CLIENTS.to_string(),
+        )?)?
+        .max(1),
+        reuse: std::env::var("CONVENE_BENCH_REUSE").is_ok_and(|v| v.trim() == "1"),
+        binary: PathBuf::from(env_or(
+            "CONVENE_BENCH_BINARY",
+            env!("CARGO_BIN_EXE_convene"),
+        )),
+        only,
+        external,
+        pid_file: std::env::var_os("CONVENE_BENCH_PID_FILE")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
+        settle: Duration::from_secs(number("CONVENE_BENCH_SETTLE_SECONDS", "60")?),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    // `cargo bench` passes `--bench`; the bare server is this executable with BARE_FLAG.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == BARE_FLAG) {
+        let (Some(url), Some(port)) = (args.get(i + 1), args.get(i + 2)) else {
+            bail!("usage: {BARE_FLAG} <database url> <port>");
+        };
+        return runtime.block_on(bare_server(url, port));
+    }
+    runtime.block_on(bench(options()?))
+}
+
+async fn bench(opts: Options) -> anyhow::Result<()> {
+    let url = with_database(&opts.admin_url, DB_NAME);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_before = load_average();
 
     println!("== Convene suggestions benchmark ==");
-    println!("database {DB_NAME} (from CONVENE_BENCH_DATABASE_URL), {cores} cores, {CLIENTS} clients, {seconds} s measured after {} s warm-up", WARMUP.as_secs());
+    println!(
+        "database {DB_NAME} (from CONVENE_BENCH_DATABASE_URL), {cores} cores, {} clients, {} s measured per row after {} s warm-up, load average {load_before}",
+        opts.clients,
+        opts.seconds,
+        WARMUP.as_secs()
+    );
+    match &opts.external {
+        Some((u, pid)) => println!(
+            "Convene: already running at {u}, PID {}",
+            pid.map_or("unknown (no CPU or memory figures)".into(), |p| p
+                .to_string())
+        ),
+        None => println!("Convene: {}", opts.binary.display()),
+    }
 
-    let (db, load_time) = prepare_database(&admin_url, &url, reuse).await?;
+    let (db, load_time) = prepare_database(&opts.admin_url, &url, opts.reuse).await?;
     let pool = db.get_postgres_connection_pool().clone();
     check_data(&pool).await?;
-    let commitments: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM commitments ORDER BY reference")
+    let fixtures = Fixtures {
+        commitments: sqlx::query_scalar("SELECT id FROM commitments ORDER BY reference")
             .fetch_all(&pool)
-            .await?;
-    if commitments.len() != COMMITMENTS {
+            .await?,
+        references: sqlx::query_scalar("SELECT reference FROM commitments ORDER BY reference")
+            .fetch_all(&pool)
+            .await?,
+    };
+    if fixtures.commitments.len() != COMMITMENTS {
         bail!(
             "expected {COMMITMENTS} commitments, found {}",
-            commitments.len()
+            fixtures.commitments.len()
         );
     }
 
-    let settings = bench_settings(&url)?;
-    let ctx = convene::startup::services(std::sync::Arc::new(settings.clone()), db.clone())?;
-    let plans = explain_all(&db, &ctx, commitments[0]).await?;
+    let plans = if opts.only.is_none() {
+        let settings = bench_settings(&url)?;
+        let ctx = convene::startup::services(Arc::new(settings), db.clone())?;
+        explain_all(&db, &ctx, fixtures.commitments[0]).await?
+    } else {
+        Vec::new()
+    };
+    db.close().await?;
 
-    // Convene, the real thing.
-    let app = Application::build(settings)
-        .await
-        .context("starting Convene")?;
-    let convene_addr = app.local_addr()?;
-    let convene_stop = CancellationToken::new();
-    let convene_task = tokio::spawn(app.run(convene_stop.clone()));
-    // The baseline.
-    let bare_stop = CancellationToken::new();
-    let (bare_addr, bare_task) = start_bare(&url, bare_stop.clone()).await?;
-    println!("\nConvene on http://{convene_addr}/graphql, bare handler on http://{bare_addr}/bare");
+    let rows: Vec<&'static RowSpec> = match opts.only {
+        Some(r) => vec![r],
+        None => ROWS.iter().collect(),
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.clients)
+        .timeout(Duration::from_secs(30))
+        .build()?;
 
-    let convene = drive(
-        Target::Convene(format!("http://{convene_addr}/graphql")),
-        &commitments,
-        measure,
-    )
-    .await?;
-    print_run("Convene GraphQL", &convene);
-    let bare = drive(
-        Target::Bare(format!("http://{bare_addr}/bare")),
-        &commitments,
-        measure,
-    )
-    .await?;
-    print_run("bare axum + sqlx", &bare);
-
-    convene_stop.cancel();
-    bare_stop.cancel();
-    match tokio::time::timeout(Duration::from_secs(15), convene_task).await {
-        Ok(joined) => joined?.context("Convene stopped with an error")?,
-        Err(_) => println!("warning: Convene did not stop within 15 s"),
+    // Each server in its own process; both are killed when these go out of scope.
+    let mut convene = None;
+    let mut bare = None;
+    if rows.iter().any(|r| r.serving == Serving::Convene) {
+        let mut s = match &opts.external {
+            Some((u, pid)) => Server::external(u, *pid),
+            None => spawn_convene(&opts.binary, &url)?,
+        };
+        s.wait_ready(&client).await?;
+        println!("\nConvene on {} (PID {})", s.base, pid_text(s.pid));
+        convene = Some(s);
     }
-    match tokio::time::timeout(Duration::from_secs(15), bare_task).await {
-        Ok(joined) => joined?.context("the bare server stopped with an error")?,
-        Err(_) => println!("warning: the bare server did not stop within 15 s"),
+    if rows.iter().any(|r| r.serving == Serving::Bare) {
+        let mut s = spawn_bare(&url)?;
+        s.wait_ready(&client).await?;
+        println!("bare handler on {} (PID {})", s.base, pid_text(s.pid));
+        bare = Some(s);
     }
+    let server_of = |r: &RowSpec| match r.serving {
+        Serving::Convene => convene.as_ref(),
+        Serving::Bare => bare.as_ref(),
+    };
+    if let (Some(c), Some(b)) = (&convene, &bare) {
+        same_pages(&client, c, b, &fixtures).await?;
+    }
+    if let (Some(path), Some(first)) = (&opts.pid_file, rows.first()) {
+        let pid = server_of(first)
+            .and_then(|s| s.pid)
+            .ok_or_else(|| anyhow!("CONVENE_BENCH_PID_FILE: the server's PID is unknown"))?;
+        std::fs::write(path, pid.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+
+    let full = opts.only.is_none();
+    let mut memory = Memory::default();
+    if let (true, Some(c)) = (full, &convene) {
+        println!(
+            "\n-- warm-up: every Convene row for {} s --",
+            IDLE_WARMUP.as_secs()
+        );
+        for r in ROWS.iter().filter(|r| r.serving == Serving::Convene) {
+            let prepared = prepare(r, &c.base, &fixtures);
+            drive(&client, c, r, prepared, opts.clients, IDLE_WARMUP, None).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        memory.idle_kb = c.pid.and_then(rss_kb);
+        println!("Convene idle RSS: {}", mib(memory.idle_kb));
+    }
+
+    let mut runs: Vec<(&'static RowSpec, Run)> = Vec::new();
+    for r in &rows {
+        let server = server_of(r).ok_or_else(|| anyhow!("no server for {}", r.key))?;
+        let prepared = prepare(r, &server.base, &fixtures);
+        let run = drive(
+            &client,
+            server,
+            r,
+            prepared,
+            opts.clients,
+            WARMUP,
+            Some(Duration::from_secs(opts.seconds)),
+        )
+        .await?;
+        print_run(r, &run);
+        if r.serving == Serving::Convene {
+            memory.load_max_kb = memory.load_max_kb.max(run.rss_max_kb);
+        }
+        runs.push((r, run));
+    }
+
+    if let (true, Some(c)) = (full, &convene) {
+        memory.large = Some(large_responses(&client, c, opts.settle).await?);
+    }
+    let load_after = load_average();
+    drop(convene);
+    drop(bare);
 
     print_summary(
         &Setup {
             cores,
-            seconds,
+            seconds: opts.seconds,
+            clients: opts.clients,
             load_time,
+            binary: match &opts.external {
+                Some((u, _)) => format!("already running at {u}"),
+                None => opts.binary.display().to_string(),
+            },
+            load_before,
+            load_after,
         },
         &plans,
-        &convene,
-        &bare,
+        &runs,
+        full.then_some(&memory),
     );
-    db.close().await?;
     println!(
         "\nThe database {DB_NAME} is left in place for inspection; the next run recreates it."
     );
     Ok(())
+}
+
+struct Fixtures {
+    commitments: Vec<Uuid>,
+    references: Vec<String>,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -469,8 +858,18 @@ struct Plan {
     /// the plan a long-lived pooled connection may settle on after five executions.
     generic: Vec<String>,
     analyze: Vec<String>,
-    /// Whether the plan must return rows in index order (no Sort, no Seq Scan).
-    ordered: bool,
+    need: Need,
+}
+
+/// What a statement's plan must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Rows in index order: an index scan, no Sort, no Seq Scan.
+    Ordered,
+    /// An index lookup, no Seq Scan.
+    Index,
+    /// Anything: the table is so small that reading it whole is the right plan.
+    Any,
 }
 
 async fn explain_all(
@@ -559,7 +958,7 @@ async fn explain_all(
                 .map(|s| s.author_id)
                 .collect();
         }
-        plans.push(plan(db, name, q.build(DbBackend::Postgres), true).await?);
+        plans.push(plan(db, name, q.build(DbBackend::Postgres), Need::Ordered).await?);
     }
     // The DataLoader's batched author query for the TOP page (`Loader<UserKey>`).
     let mut keys = authors;
@@ -571,7 +970,51 @@ async fn explain_all(
             db,
             "authors of the TOP page (DataLoader)".into(),
             q.build(DbBackend::Postgres),
-            false,
+            Need::Index,
+        )
+        .await?,
+    );
+    // The top page the load test drives: TOP over every commitment, then the commitments of
+    // its rows (`Loader<CommitmentKey>`).
+    let everything = Filter::default();
+    let first_page = PageRequest {
+        first: PAGE,
+        after: None,
+    };
+    let page = service::list(ctx, &everything, Order::Top, &first_page)
+        .await
+        .map_err(|e| anyhow!("services::suggestions::list: {e:?}"))?;
+    let q = service::list_query(&everything, Order::Top, &first_page)
+        .map_err(|e| anyhow!("services::suggestions::list_query: {e:?}"))?;
+    let rows = q.clone().all(db).await?;
+    let ids: Vec<Uuid> = rows.iter().take(PAGE as usize).map(|s| s.id).collect();
+    let service_ids: Vec<Uuid> = page.items.iter().map(|(_, s)| s.id).collect();
+    if ids != service_ids || ids.len() != PAGE as usize {
+        bail!("TOP without a filter: the explained statement returns other rows than services::suggestions::list");
+    }
+    plans.push(
+        plan(
+            db,
+            "TOP, no filter (the top page)".into(),
+            q.build(DbBackend::Postgres),
+            Need::Ordered,
+        )
+        .await?,
+    );
+    let mut keys: Vec<Uuid> = rows
+        .iter()
+        .take(PAGE as usize)
+        .map(|s| s.commitment_id)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let q = commitment::Entity::find().filter(commitment::Column::Id.is_in(keys));
+    plans.push(
+        plan(
+            db,
+            "commitments of the top page (loader; 100 rows, any plan will do)".into(),
+            q.build(DbBackend::Postgres),
+            Need::Any,
         )
         .await?,
     );
@@ -583,7 +1026,7 @@ async fn plan(
     db: &DatabaseConnection,
     name: String,
     stmt: Statement,
-    ordered: bool,
+    need: Need,
 ) -> anyhow::Result<Plan> {
     let values: Vec<Value> = stmt.values.clone().map(|v| v.0).unwrap_or_default();
     let custom = explain(db, "EXPLAIN", &stmt.sql, &values).await?;
@@ -595,7 +1038,7 @@ async fn plan(
         custom,
         generic,
         analyze,
-        ordered,
+        need,
     };
     println!("\n### {}\n{}\n", p.name, p.sql);
     println!("EXPLAIN:");
@@ -610,8 +1053,8 @@ async fn plan(
     for l in &p.analyze {
         println!("  {l}");
     }
-    let verdict = Verdict::of(&p.custom, p.ordered);
-    let generic = Verdict::of(&p.generic, p.ordered);
+    let verdict = Verdict::of(&p.custom, p.need);
+    let generic = Verdict::of(&p.generic, p.need);
     println!(
         "=> {}: {}; generic plan {}: {}",
         if verdict.ok {
@@ -699,7 +1142,7 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn of(lines: &[String], ordered: bool) -> Verdict {
+    fn of(lines: &[String], need: Need) -> Verdict {
         let node = lines
             .iter()
             .map(|l| l.trim_start_matches([' ', '-', '>']))
@@ -710,13 +1153,13 @@ impl Verdict {
             .iter()
             .any(|l| l.trim_start_matches([' ', '-', '>']).starts_with("Sort"));
         let seq = lines.iter().any(|l| l.contains("Seq Scan"));
-        let index = if ordered {
-            node.starts_with("Index Scan") || node.starts_with("Index Only Scan")
-        } else {
-            node.contains("Index")
+        let index = match need {
+            Need::Ordered => node.starts_with("Index Scan") || node.starts_with("Index Only Scan"),
+            Need::Index => node.contains("Index"),
+            Need::Any => true,
         };
         Verdict {
-            ok: index && !seq && !(ordered && sort),
+            ok: need == Need::Any || (index && !seq && !(need == Need::Ordered && sort)),
             node,
             sort,
         }
@@ -732,7 +1175,196 @@ fn plan_line<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The bare handler: the same SQL the GraphQL path needs, nothing else.
+// The processes measured
+
+/// A server the benchmark drives, in a process of its own; a started one is killed on drop.
+struct Server {
+    name: &'static str,
+    /// `http://127.0.0.1:<port>`.
+    base: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn external(base: &str, pid: Option<u32>) -> Server {
+        Server {
+            name: "Convene",
+            base: base.to_string(),
+            pid,
+            child: None,
+        }
+    }
+
+    /// Waits until `GET /healthz` answers 200, or fails if the process exits first.
+    async fn wait_ready(&mut self, client: &reqwest::Client) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let url = format!("{}/healthz", self.base);
+        loop {
+            if let Some(child) = &mut self.child {
+                if let Some(status) = child.try_wait()? {
+                    bail!("{} exited ({status}) before answering {url}", self.name);
+                }
+            }
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not answer {url} within {} s",
+                    self.name,
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port nobody listens on now, for a child to bind.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts the `convene` binary configured through the environment, as it runs in production.
+fn spawn_convene(binary: &Path, url: &str) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let child = Command::new(binary)
+        .env("CONVENE_CONFIG_DIR", &config_dir)
+        .env("CONVENE__DATABASE__URL", url)
+        .env("CONVENE__DATABASE__POOL_SIZE", POOL.to_string())
+        .env("CONVENE__SERVER__ADDRESS", format!("127.0.0.1:{port}"))
+        .env("CONVENE__AUTH__SIGNING_KEY", SIGNING_KEY)
+        .env("CONVENE__MAIL__TRANSPORT", "memory")
+        .env("CONVENE__JOBS__ENABLED", "false")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    Ok(Server {
+        name: "Convene",
+        base: format!("http://127.0.0.1:{port}"),
+        pid: Some(child.id()),
+        child: Some(child),
+    })
+}
+
+/// Starts this executable again as the bare server. It stops when its stdin closes, so it
+/// does not outlive the benchmark even if this process is killed.
+fn spawn_bare(url: &str) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let child = Command::new(std::env::current_exe()?)
+        .arg(BARE_FLAG)
+        .arg(url)
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("starting the bare server")?;
+    Ok(Server {
+        name: "the bare server",
+        base: format!("http://127.0.0.1:{port}"),
+        pid: Some(child.id()),
+        child: Some(child),
+    })
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; field 3 follows.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// Resident memory of a process, in KiB (`VmRSS`).
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or("unknown".into(), |p| p.to_string())
+}
+
+fn mib(kb: Option<u64>) -> String {
+    kb.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Samples a process's RSS until stopped, keeping the largest.
+struct RssPeak {
+    stop: CancellationToken,
+    task: JoinHandle<Option<u64>>,
+}
+
+impl RssPeak {
+    fn start(pid: Option<u32>) -> RssPeak {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let pid = pid?;
+            let mut peak = rss_kb(pid);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::time::sleep(RSS_EVERY) => {}
+                }
+                peak = peak.max(rss_kb(pid));
+            }
+            peak.max(rss_kb(pid))
+        });
+        RssPeak { stop, task }
+    }
+
+    async fn finish(self) -> Option<u64> {
+        self.stop.cancel();
+        self.task.await.ok().flatten()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bare handler: the SQL the goal pages need, nothing else. It exists only here.
 
 #[derive(Deserialize)]
 struct BareParams {
@@ -745,128 +1377,361 @@ fn internal(e: impl std::fmt::Display) -> BareError {
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-/// `GET /bare?commitment=<uuid>`: the TOP page (20 rows, fetched as 21 like the service does
-/// to know whether a next page exists), then the authors' names in one batched query.
-async fn bare_page(
-    State(db): State<DatabaseConnection>,
-    Query(p): Query<BareParams>,
-) -> Result<Json<JsonValue>, BareError> {
-    let pool = db.get_postgres_connection_pool();
-    let mut rows: Vec<(Uuid, String, i32, Uuid)> = sqlx::query_as(
-        "SELECT id, title, support_count, author_id FROM suggestions WHERE commitment_id = $1 \
-         ORDER BY support_count DESC, id DESC LIMIT 21",
-    )
-    .bind(p.commitment)
-    .fetch_all(pool)
-    .await
-    .map_err(internal)?;
-    rows.truncate(PAGE as usize);
-    let mut authors: Vec<Uuid> = rows.iter().map(|r| r.3).collect();
-    authors.sort();
-    authors.dedup();
-    let mut names: HashMap<Uuid, String> = HashMap::new();
-    if !authors.is_empty() {
-        let placeholders: Vec<String> = (1..=authors.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id, display_name FROM users WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query_as::<_, (Uuid, String)>(AssertSqlSafe(sql));
-        for a in &authors {
-            q = q.bind(*a);
-        }
-        names = q
-            .fetch_all(pool)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .collect();
-    }
-    let nodes: Vec<JsonValue> = rows
-        .into_iter()
-        .map(|(_, title, support_count, author)| {
-            json!({
-                "title": title,
-                "supportCount": support_count,
-                "author": names.get(&author).map(|n| json!({ "displayName": n })),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "nodes": nodes })))
+/// The response shape of the GraphQL pages, so the same checks apply.
+#[derive(Serialize)]
+struct BareResponse {
+    data: BareData,
 }
 
-async fn start_bare(
-    url: &str,
-    stop: CancellationToken,
-) -> anyhow::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+#[derive(Serialize)]
+struct BareData {
+    suggestions: BareNodes,
+}
+
+#[derive(Serialize)]
+struct BareNodes {
+    nodes: Vec<BareNode>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BareNode {
+    id: Uuid,
+    title: String,
+    support_count: i32,
+    author: Option<BareAuthor>,
+    commitment: Option<BareCommitment>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BareAuthor {
+    display_name: String,
+}
+
+#[derive(Serialize)]
+struct BareCommitment {
+    reference: String,
+}
+
+/// id, title, support_count, author_id, commitment_id.
+type BareRow = (Uuid, String, i32, Uuid, Uuid);
+
+/// `GET /bare/top`: the statement `list_query` builds for TOP without a filter (21 rows, to
+/// know whether a next page exists), reading only the columns the page shows.
+async fn bare_top(State(pool): State<PgPool>) -> Result<Json<BareResponse>, BareError> {
+    let rows: Vec<BareRow> = sqlx::query_as(
+        "SELECT id, title, support_count, author_id, commitment_id FROM suggestions \
+         ORDER BY support_count DESC, id DESC LIMIT $1",
+    )
+    .bind(PAGE as i64 + 1)
+    .fetch_all(&pool)
+    .await
+    .map_err(internal)?;
+    bare_page(&pool, rows).await
+}
+
+/// `GET /bare/new?commitment=<uuid>`: the statement for NEW with a commitment filter.
+async fn bare_new(
+    State(pool): State<PgPool>,
+    Query(p): Query<BareParams>,
+) -> Result<Json<BareResponse>, BareError> {
+    let rows: Vec<BareRow> = sqlx::query_as(
+        "SELECT id, title, support_count, author_id, commitment_id FROM suggestions \
+         WHERE commitment_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(p.commitment)
+    .bind(PAGE as i64 + 1)
+    .fetch_all(&pool)
+    .await
+    .map_err(internal)?;
+    bare_page(&pool, rows).await
+}
+
+/// The page's authors and commitments, each in one statement by primary key, both at once,
+/// as Convene's loader batches them.
+async fn bare_page(pool: &PgPool, mut rows: Vec<BareRow>) -> Result<Json<BareResponse>, BareError> {
+    rows.truncate(PAGE as usize);
+    let distinct = |ids: Vec<Uuid>| {
+        let mut out: Vec<Uuid> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    };
+    let authors = distinct(rows.iter().map(|r| r.3).collect());
+    let commitments = distinct(rows.iter().map(|r| r.4).collect());
+    let (names, references) = tokio::try_join!(
+        by_id(
+            pool,
+            "SELECT id, display_name FROM users WHERE id IN",
+            &authors
+        ),
+        by_id(
+            pool,
+            "SELECT id, reference FROM commitments WHERE id IN",
+            &commitments
+        ),
+    )?;
+    let nodes = rows
+        .into_iter()
+        .map(|(id, title, support_count, author, commitment)| BareNode {
+            id,
+            title,
+            support_count,
+            author: names.get(&author).map(|n| BareAuthor {
+                display_name: n.clone(),
+            }),
+            commitment: references.get(&commitment).map(|r| BareCommitment {
+                reference: r.clone(),
+            }),
+        })
+        .collect();
+    Ok(Json(BareResponse {
+        data: BareData {
+            suggestions: BareNodes { nodes },
+        },
+    }))
+}
+
+/// `{select} ($1, $2, …)` with one placeholder per ID, as sea-orm writes `is_in`.
+async fn by_id(
+    pool: &PgPool,
+    select: &str,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, BareError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("{select} ({})", placeholders.join(", "));
+    let mut q = sqlx::query_as::<_, (Uuid, String)>(AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(pool)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .collect())
+}
+
+/// The bare server's process: serves until killed or until its stdin closes.
+async fn bare_server(url: &str, port: &str) -> anyhow::Result<()> {
+    let port: u16 = port.parse().context("the bare server's port")?;
     let db = convene::db::connect_url(url, POOL).await?;
-    let app = Router::new().route("/bare", get(bare_page)).with_state(db);
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
-    Ok((addr, task))
+    let pool = db.get_postgres_connection_pool().clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/bare/top", get(bare_top))
+        .route("/bare/new", get(bare_new))
+        .with_state(pool);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let parent_gone = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(parent_gone)
+        .await?;
+    Ok(())
+}
+
+/// Convene and the bare handler must write the same goal pages, or the ratio means nothing.
+async fn same_pages(
+    client: &reqwest::Client,
+    convene: &Server,
+    bare: &Server,
+    fixtures: &Fixtures,
+) -> anyhow::Result<()> {
+    let graphql = |query: &str, variables: JsonValue| {
+        let body = json!({ "query": query, "variables": variables });
+        let url = format!("{}/graphql", convene.base);
+        async move {
+            let v: JsonValue = client
+                .post(url)
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            anyhow::Ok(v)
+        }
+    };
+    let get = |path: String| async move {
+        let v: JsonValue = client
+            .get(path)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::Ok(v)
+    };
+    let mut pairs = vec![(
+        "top page".to_string(),
+        graphql(Q_TOP, json!({})).await?,
+        get(format!("{}/bare/top", bare.base)).await?,
+    )];
+    for c in fixtures.commitments.iter().step_by(COMMITMENTS / 4) {
+        pairs.push((
+            format!("NEW page of commitment {c}"),
+            graphql(Q_NEW, json!({ "c": c })).await?,
+            get(format!("{}/bare/new?commitment={c}", bare.base)).await?,
+        ));
+    }
+    for (name, from_convene, from_bare) in pairs {
+        check(PAGE_NODES, from_convene.to_string().as_bytes())
+            .map_err(|e| anyhow!("Convene's {name}: {e}"))?;
+        if from_convene != from_bare {
+            bail!("the bare handler's {name} differs from Convene's:\n{from_bare}\n{from_convene}");
+        }
+    }
+    println!("(the bare handler writes the same goal pages as Convene, checked on 5 of them)");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Load
 
-#[derive(Clone)]
-enum Target {
-    Convene(String),
-    Bare(String),
+/// One request, ready to send.
+struct Prepared {
+    url: String,
+    /// A GraphQL request's JSON body; none for a GET.
+    body: Option<String>,
+}
+
+/// The requests of a row: one, or one per commitment when the row takes one.
+fn prepare(r: &RowSpec, base: &str, fixtures: &Fixtures) -> Arc<Vec<Prepared>> {
+    let params: Vec<Option<(&str, String)>> = match r.param {
+        Param::None => vec![None],
+        Param::Commitment => fixtures
+            .commitments
+            .iter()
+            .map(|c| Some(("c", c.to_string())))
+            .collect(),
+        Param::Reference => fixtures
+            .references
+            .iter()
+            .map(|x| Some(("r", x.clone())))
+            .collect(),
+    };
+    let prepared = params
+        .into_iter()
+        .map(|p| match r.req {
+            Req::Get(path) => Prepared {
+                url: match p {
+                    None => format!("{base}{path}"),
+                    Some((_, v)) => format!(
+                        "{base}{path}?{}={v}",
+                        if matches!(r.param, Param::Reference) {
+                            "reference"
+                        } else {
+                            "commitment"
+                        }
+                    ),
+                },
+                body: None,
+            },
+            Req::Graphql(query) => {
+                let mut variables = serde_json::Map::new();
+                if let Some((name, v)) = p {
+                    variables.insert(name.to_string(), JsonValue::String(v));
+                }
+                Prepared {
+                    url: format!("{base}/graphql"),
+                    body: Some(json!({ "query": query, "variables": variables }).to_string()),
+                }
+            }
+        })
+        .collect();
+    Arc::new(prepared)
 }
 
 async fn one_request(
     client: &reqwest::Client,
-    target: &Target,
-    commitment: Uuid,
-) -> Result<(), String> {
-    let (response, nodes_at): (_, &[&str]) = match target {
-        Target::Convene(url) => (
-            client
-                .post(url)
-                .json(&json!({ "query": QUERY, "variables": { "c": commitment } }))
-                .send()
-                .await,
-            &["data", "suggestions", "nodes"],
-        ),
-        Target::Bare(url) => (
-            client
-                .get(format!("{url}?commitment={commitment}"))
-                .send()
-                .await,
-            &["nodes"],
-        ),
+    p: &Prepared,
+    expect: Expect,
+) -> Result<usize, String> {
+    let request = match &p.body {
+        Some(body) => client
+            .post(&p.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone()),
+        None => client.get(&p.url),
     };
-    let response = response.map_err(|e| format!("request failed: {e}"))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();
-    let body = response.text().await.map_err(|e| format!("reading: {e}"))?;
-    if status != reqwest::StatusCode::OK {
-        return Err(format!("HTTP {status}: {body}"));
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", short(&body)));
     }
-    let value: JsonValue = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    check(expect, &body)?;
+    Ok(body.len())
+}
+
+fn short(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(500).collect()
+}
+
+/// Whether a response is what the row expects. GraphQL reports errors with HTTP 200, so
+/// every JSON body is parsed and must have no `errors`.
+fn check(expect: Expect, body: &[u8]) -> Result<(), String> {
+    if let Expect::Ok = expect {
+        return if body == b"ok" {
+            Ok(())
+        } else {
+            Err(format!("expected `ok`: {}", short(body)))
+        };
+    }
+    let value: JsonValue =
+        serde_json::from_slice(body).map_err(|e| format!("{e}: {}", short(body)))?;
     if value.get("errors").is_some() {
-        return Err(format!("GraphQL errors: {body}"));
+        return Err(format!("GraphQL errors: {}", short(body)));
     }
-    let nodes = nodes_at
-        .iter()
-        .fold(&value, |v, k| &v[*k])
-        .as_array()
-        .ok_or_else(|| format!("no nodes: {body}"))?;
-    if nodes.len() != PAGE as usize {
-        return Err(format!("{} nodes instead of {PAGE}", nodes.len()));
+    let data = &value["data"];
+    let good = match expect {
+        Expect::Ok => true,
+        Expect::Typename => data["__typename"] == "Query",
+        Expect::Commitment => {
+            data["commitment"]["id"].is_string() && data["commitment"]["title"].is_string()
+        }
+        Expect::Nodes {
+            count,
+            full,
+            author,
+            commitment,
+        } => data["suggestions"]["nodes"]
+            .as_array()
+            .is_some_and(|nodes| {
+                nodes.len() == count
+                    && nodes.iter().all(|n| {
+                        n["id"].is_string()
+                            && (!full || (n["title"].is_string() && n["supportCount"].is_i64()))
+                            && (!author || n["author"]["displayName"].is_string())
+                            && (!commitment || n["commitment"]["reference"].is_string())
+                    })
+            }),
+    };
+    if good {
+        Ok(())
+    } else {
+        Err(format!("not the expected data: {}", short(body)))
     }
-    if nodes
-        .iter()
-        .any(|n| n["author"]["displayName"].as_str().is_none() || n["title"].as_str().is_none())
-    {
-        return Err(format!("a node without title or author name: {body}"));
-    }
-    Ok(())
 }
 
 struct Run {
@@ -876,9 +1741,18 @@ struct Run {
     errors: u64,
     first_error: Option<String>,
     elapsed: Duration,
+    /// CPU time of the serving process over the measured window.
+    cpu: Option<Duration>,
+    rss_max_kb: Option<u64>,
+    /// Body bytes of the last good response.
+    bytes: usize,
 }
 
 impl Run {
+    fn requests(&self) -> u64 {
+        self.ok + self.errors
+    }
+
     fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
@@ -890,6 +1764,12 @@ impl Run {
         let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1] as f64 / 1000.0
     }
+
+    fn cpu_per_request_us(&self) -> Option<f64> {
+        let requests = self.requests();
+        (requests > 0).then_some(())?;
+        Some(self.cpu?.as_secs_f64() * 1e6 / requests as f64)
+    }
 }
 
 struct ClientResult {
@@ -898,23 +1778,30 @@ struct ClientResult {
     errors: u64,
     first_error: Option<String>,
     last_done: Instant,
+    bytes: usize,
 }
 
-/// 64 clients, each sending one request at a time to a random commitment, for the warm-up
-/// and then the measured window. Requests started in the window count, including the last
-/// ones finishing just after it; the rate divides by the time until the last one finished.
-async fn drive(target: Target, commitments: &[Uuid], measure: Duration) -> anyhow::Result<Run> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let commitments = std::sync::Arc::new(commitments.to_vec());
+/// `clients` clients, each sending one request at a time (a random one of the row's), for
+/// the warm-up and then the measured window (none: warm-up only). Requests started in the
+/// window count, including the last ones finishing just after it; the rate divides by the
+/// time until the last one finished, and so does the serving process's CPU, read from
+/// /proc before the window and after the last request.
+async fn drive(
+    client: &reqwest::Client,
+    server: &Server,
+    r: &RowSpec,
+    prepared: Arc<Vec<Prepared>>,
+    clients: usize,
+    warmup: Duration,
+    measure: Option<Duration>,
+) -> anyhow::Result<Run> {
     let begin = Instant::now();
-    let measure_from = begin + WARMUP;
-    let until = measure_from + measure;
-    let mut tasks = Vec::with_capacity(CLIENTS);
-    for i in 0..CLIENTS {
-        let (client, target, commitments) = (client.clone(), target.clone(), commitments.clone());
+    let measure_from = begin + warmup;
+    let until = measure_from + measure.unwrap_or(Duration::ZERO);
+    let expect = r.expect;
+    let mut tasks = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let (client, prepared) = (client.clone(), prepared.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(i as u64);
             let mut r = ClientResult {
@@ -923,14 +1810,15 @@ async fn drive(target: Target, commitments: &[Uuid], measure: Duration) -> anyho
                 errors: 0,
                 first_error: None,
                 last_done: measure_from,
+                bytes: 0,
             };
             loop {
                 let started = Instant::now();
                 if started >= until {
                     break;
                 }
-                let c = commitments[rng.random_range(0..commitments.len())];
-                let outcome = one_request(&client, &target, c).await;
+                let p = &prepared[rng.random_range(0..prepared.len())];
+                let outcome = one_request(&client, p, expect).await;
                 let done = Instant::now();
                 if started < measure_from {
                     continue;
@@ -939,7 +1827,10 @@ async fn drive(target: Target, commitments: &[Uuid], measure: Duration) -> anyho
                     .push(u64::try_from((done - started).as_micros()).unwrap_or(u64::MAX));
                 r.last_done = r.last_done.max(done);
                 match outcome {
-                    Ok(()) => r.ok += 1,
+                    Ok(bytes) => {
+                        r.ok += 1;
+                        r.bytes = bytes;
+                    }
                     Err(e) => {
                         r.errors += 1;
                         r.first_error.get_or_insert(e);
@@ -949,12 +1840,18 @@ async fn drive(target: Target, commitments: &[Uuid], measure: Duration) -> anyho
             r
         }));
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_before = server.pid.and_then(cpu_ticks);
+    let peak = RssPeak::start(server.pid.filter(|_| measure.is_some()));
     let mut run = Run {
         latencies: Vec::new(),
         ok: 0,
         errors: 0,
         first_error: None,
-        elapsed: measure,
+        elapsed: Duration::ZERO,
+        cpu: None,
+        rss_max_kb: None,
+        bytes: 0,
     };
     let mut last_done = measure_from;
     for t in tasks {
@@ -965,16 +1862,27 @@ async fn drive(target: Target, commitments: &[Uuid], measure: Duration) -> anyho
         if run.first_error.is_none() {
             run.first_error = r.first_error;
         }
+        run.bytes = run.bytes.max(r.bytes);
         last_done = last_done.max(r.last_done);
     }
+    let cpu_after = server.pid.and_then(cpu_ticks);
+    run.rss_max_kb = peak.finish().await;
     run.latencies.sort_unstable();
     run.elapsed = (last_done - measure_from).max(Duration::from_millis(1));
+    if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
+        let ticks = b.saturating_sub(a);
+        run.cpu = Some(Duration::from_secs_f64(
+            ticks as f64 / clock_ticks_per_second() as f64,
+        ));
+    }
     Ok(run)
 }
 
-fn print_run(name: &str, run: &Run) {
+fn print_run(r: &RowSpec, run: &Run) {
     println!(
-        "\n{name}: {} ok, {} errors in {:.2} s: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "\n[{}] {}: {} ok, {} errors in {:.2} s: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, CPU {} µs/request, RSS peak {}, {} bytes per response",
+        r.key,
+        r.label,
         run.ok,
         run.errors,
         run.elapsed.as_secs_f64(),
@@ -982,11 +1890,151 @@ fn print_run(name: &str, run: &Run) {
         run.percentile_ms(50.0),
         run.percentile_ms(99.0),
         run.percentile_ms(100.0),
+        run.cpu_per_request_us().map_or("?".into(), |c| format!("{c:.0}")),
+        mib(run.rss_max_kb),
+        run.bytes,
     );
     if let Some(e) = &run.first_error {
-        let short: String = e.chars().take(500).collect();
-        println!("  first error: {short}");
+        println!("  first error: {}", short(e.as_bytes()));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+#[derive(Default)]
+struct Memory {
+    idle_kb: Option<u64>,
+    load_max_kb: Option<u64>,
+    large: Option<Large>,
+}
+
+struct Large {
+    aliases: usize,
+    ok: usize,
+    errors: usize,
+    first_error: Option<String>,
+    bytes: usize,
+    peak_kb: Option<u64>,
+    /// Seconds after the responses, and RSS then.
+    settle: Vec<(u64, Option<u64>)>,
+}
+
+/// The largest document the default limits accept: as many aliased pages of LARGE_FIRST
+/// suggestions with their longest fields as `graphql.max_cost` and `max_aliases` allow,
+/// decided by Convene's own cost check so an older build gets the same document.
+fn large_query() -> anyhow::Result<(String, usize)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let settings = Settings::load_for(&dir, "development", false)?;
+    let limits = Limits::from(&settings.graphql);
+    let shape = SchemaShape::from_sdl(&convene::graphql::schema::sdl())?;
+    for n in (1..=settings.graphql.max_aliases).rev() {
+        let mut q = String::from("{");
+        for i in 0..n {
+            let _ = write!(
+                q,
+                " p{i}: suggestions(first: {LARGE_FIRST}) {{ nodes {{ title body bodyHtml }} }}"
+            );
+        }
+        q.push_str(" }");
+        if check_text(&limits, &q).is_err() {
+            continue;
+        }
+        let doc = async_graphql::parser::parse_query(&q)?;
+        if check_document(&limits, &shape, &doc, &async_graphql::Variables::default()).is_ok() {
+            return Ok((q, n));
+        }
+    }
+    bail!("not even one page of {LARGE_FIRST} suggestions fits the default limits")
+}
+
+/// Sends LARGE_REQUESTS of the largest responses at once, then reads Convene's RSS every
+/// SETTLE_EVERY until `settle` has passed.
+async fn large_responses(
+    client: &reqwest::Client,
+    convene: &Server,
+    settle: Duration,
+) -> anyhow::Result<Large> {
+    let (query, aliases) = large_query()?;
+    println!(
+        "\n-- large responses: {LARGE_REQUESTS} at once of {aliases} aliased suggestions(first: {LARGE_FIRST}) {{ nodes {{ title body bodyHtml }} }} --"
+    );
+    let body = json!({ "query": query }).to_string();
+    let url = format!("{}/graphql", convene.base);
+    let peak = RssPeak::start(convene.pid);
+    let outcomes = futures::future::join_all((0..LARGE_REQUESTS).map(|_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        async move {
+            let response = client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let status = response.status();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| format!("reading: {e}"))?;
+            if !status.is_success() {
+                return Err(format!("HTTP {status}: {}", short(&bytes)));
+            }
+            let value: JsonValue =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{e}: {}", short(&bytes)))?;
+            if value.get("errors").is_some() {
+                return Err(format!("GraphQL errors: {}", short(&bytes)));
+            }
+            let pages = value["data"].as_object().map_or(0, |d| d.len());
+            if pages != aliases {
+                return Err(format!("{pages} pages instead of {aliases}"));
+            }
+            Ok(bytes.len())
+        }
+    }))
+    .await;
+    let mut large = Large {
+        aliases,
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        bytes: 0,
+        peak_kb: None,
+        settle: Vec::new(),
+    };
+    for o in outcomes {
+        match o {
+            Ok(b) => {
+                large.ok += 1;
+                large.bytes = large.bytes.max(b);
+            }
+            Err(e) => {
+                large.errors += 1;
+                large.first_error.get_or_insert(e);
+            }
+        }
+    }
+    large.peak_kb = peak.finish().await;
+    println!(
+        "{} ok ({} bytes each), {} errors; RSS peak {}",
+        large.ok,
+        large.bytes,
+        large.errors,
+        mib(large.peak_kb)
+    );
+    if let Some(e) = &large.first_error {
+        println!("  first error: {}", short(e.as_bytes()));
+    }
+    let start = Instant::now();
+    let mut at = Duration::ZERO;
+    while at < settle {
+        at = (at + SETTLE_EVERY).min(settle);
+        tokio::time::sleep_until((start + at).into()).await;
+        let kb = convene.pid.and_then(rss_kb);
+        println!("  after {:>2} s: RSS {}", at.as_secs(), mib(kb));
+        large.settle.push((at.as_secs(), kb));
+    }
+    Ok(large)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -995,10 +2043,28 @@ fn print_run(name: &str, run: &Run) {
 struct Setup {
     cores: usize,
     seconds: u64,
+    clients: usize,
     load_time: Option<Duration>,
+    binary: String,
+    load_before: String,
+    load_after: String,
 }
 
-fn print_summary(setup: &Setup, plans: &[Plan], convene: &Run, bare: &Run) {
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+fn print_summary(
+    setup: &Setup,
+    plans: &[Plan],
+    runs: &[(&'static RowSpec, Run)],
+    memory: Option<&Memory>,
+) {
+    let find = |key: &str| runs.iter().find(|(r, _)| r.key == key).map(|(_, run)| run);
     println!("\n== Summary (Markdown) ==\n");
     println!(
         "Data: {USERS} users, {COMMITMENTS} commitments, {SUGGESTIONS} suggestions ({PER_COMMITMENT} per commitment), {} supports (0–{MAX_SUPPORTS} per suggestion). Load: {}.",
@@ -1006,16 +2072,99 @@ fn print_summary(setup: &Setup, plans: &[Plan], convene: &Run, bare: &Run) {
         setup.load_time.map_or("reused an existing database".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
     );
     println!(
-        "Load test: {CLIENTS} concurrent clients, {} s warm-up then {} s per target, one target after the other, a random commitment per request, client and servers on the same {}-core machine; pools of {POOL} connections.\n",
+        "Load test: {} concurrent clients, each one request at a time (a random commitment where the row takes one); {} s warm-up then {} s per row, one row after the other. Convene (`{}`) and the bare axum + sqlx handler run each in a process of its own with a pool of {POOL} connections; the clients run in a third, on the same {}-core machine (load average {} before, {} after). CPU is utime + stime of the serving process (`/proc/PID/stat`) over the measured window, per request. Every response is checked: 2xx, and for JSON no `errors` and the expected data.\n",
+        setup.clients,
         WARMUP.as_secs(),
         setup.seconds,
-        setup.cores
+        setup.binary,
+        setup.cores,
+        setup.load_before,
+        setup.load_after,
     );
-    println!("| Query (commitment filter, first 20) | Plan | Generic plan | Sort | Filter (not Index Cond) | Rows removed by filter | Execution (ms) | Index scan |");
+    println!("| Request | Requests/s | p50 (ms) | p99 (ms) | CPU per request (µs) | / bare | Requests | Errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, run) in runs {
+        let ratio = r.bare.and_then(find).map_or("".to_string(), |b| {
+            format!("{:.2}", run.rps() / b.rps().max(f64::EPSILON))
+        });
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            r.label,
+            run.rps(),
+            run.percentile_ms(50.0),
+            run.percentile_ms(99.0),
+            run.cpu_per_request_us()
+                .map_or("?".into(), |c| format!("{c:.0}")),
+            ratio,
+            run.requests(),
+            run.errors
+        );
+    }
+    let goals: Vec<_> = GOALS
+        .iter()
+        .filter_map(|(c, b, name)| Some((find(c)?, find(b)?, *name)))
+        .collect();
+    if !goals.is_empty() {
+        println!();
+    }
+    for (c, b, name) in &goals {
+        let ratio = c.rps() / b.rps().max(f64::EPSILON);
+        println!(
+            "- {name}: Convene / bare throughput **{ratio:.2}** (goal ≥ {GOAL_RATIO}: {}); CPU per request {} µs against the bare handler's {} µs.",
+            met(ratio >= GOAL_RATIO),
+            c.cpu_per_request_us().map_or("?".into(), |x| format!("{x:.0}")),
+            b.cpu_per_request_us().map_or("?".into(), |x| format!("{x:.0}")),
+        );
+    }
+    if let Some(cpu) = find("top").and_then(Run::cpu_per_request_us) {
+        println!(
+            "- Convene CPU per request on the top page with author and commitment: **{cpu:.0} µs** (goal ≤ {GOAL_CPU_US:.0} µs: {}).",
+            met(cpu <= GOAL_CPU_US)
+        );
+    }
+    if let Some(m) = memory {
+        print!(
+            "- Convene RSS: idle {}, under load up to {}",
+            mib(m.idle_kb),
+            mib(m.load_max_kb)
+        );
+        match &m.large {
+            Some(l) => {
+                let last = l.settle.last().and_then(|(_, kb)| *kb);
+                let secs = l.settle.last().map_or(0, |(s, _)| *s);
+                let delta = last
+                    .zip(m.idle_kb)
+                    .map(|(a, i)| (a as f64 - i as f64) / 1024.0);
+                println!(
+                    "; {} large responses at once ({} aliased `suggestions(first: {LARGE_FIRST})` with title, body and bodyHtml, {} bytes each, {} errors) peak at {}, and {secs} s later RSS is {}: **{} above idle** (goal ≤ {GOAL_RSS_DELTA_MIB:.0} MiB within a minute: {}). Every {} s: {}.",
+                    l.ok + l.errors,
+                    l.aliases,
+                    l.bytes,
+                    l.errors,
+                    mib(l.peak_kb),
+                    mib(last),
+                    delta.map_or("?".into(), |d| format!("{d:.1} MiB")),
+                    met(l.errors == 0 && secs >= 60 && delta.is_some_and(|d| d <= GOAL_RSS_DELTA_MIB)),
+                    SETTLE_EVERY.as_secs(),
+                    l.settle
+                        .iter()
+                        .map(|(_, kb)| mib(*kb))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            None => println!("."),
+        }
+    }
+    if plans.is_empty() {
+        return;
+    }
+    println!();
+    println!("| Query (commitment filter unless said, first 20) | Plan | Generic plan | Sort | Filter (not Index Cond) | Rows removed by filter | Execution (ms) | Index scan |");
     println!("|---|---|---|---|---|---|---|---|");
     for p in plans {
-        let v = Verdict::of(&p.custom, p.ordered);
-        let g = Verdict::of(&p.generic, p.ordered);
+        let v = Verdict::of(&p.custom, p.need);
+        let g = Verdict::of(&p.generic, p.need);
         let removed = plan_line(&p.analyze, "Rows Removed by Filter:").unwrap_or("0");
         let exec = plan_line(&p.analyze, "Execution Time:")
             .map(|s| s.trim_end_matches(" ms"))
@@ -1031,30 +2180,11 @@ fn print_summary(setup: &Setup, plans: &[Plan], convene: &Run, bare: &Run) {
             filter,
             removed,
             exec,
-            if v.ok && g.ok { "yes" } else { "**no**" }
+            match (p.need, v.ok && g.ok) {
+                (Need::Any, _) => "not needed",
+                (_, true) => "yes",
+                (_, false) => "**no**",
+            }
         );
     }
-    println!();
-    println!("| Target | Requests/s | p50 (ms) | p99 (ms) | Requests | Errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (name, run) in [
-        (
-            "Convene `POST /graphql` (suggestions TOP, first 20, author names)",
-            convene,
-        ),
-        ("Bare axum + sqlx handler, same SQL", bare),
-    ] {
-        println!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {} | {} |",
-            run.rps(),
-            run.percentile_ms(50.0),
-            run.percentile_ms(99.0),
-            run.ok + run.errors,
-            run.errors
-        );
-    }
-    println!(
-        "\nConvene / bare throughput: **{:.2}**",
-        convene.rps() / bare.rps().max(f64::EPSILON)
-    );
 }
