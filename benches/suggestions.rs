@@ -31,7 +31,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,7 +44,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use convene::config::{MailTransportKind, Settings};
-use convene::entities::{commitment, suggestion, user};
+use convene::entities::{suggestion, user};
 use convene::graphql::limits::{check_document, check_text, Limits, SchemaShape};
 use convene::services::page::{Cursor, PageRequest};
 use convene::services::suggestions::{self as service, Filter, Order};
@@ -1001,19 +1000,20 @@ async fn explain_all(
         )
         .await?,
     );
-    let mut keys: Vec<Uuid> = rows
-        .iter()
-        .take(PAGE as usize)
-        .map(|s| s.commitment_id)
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let q = commitment::Entity::find().filter(commitment::Column::Id.is_in(keys));
+    // What Convene runs for the goal pages: the page with its authors and commitments
+    // joined (`services::suggestions::list_with`), bodies left unread.
+    let include = service::Include {
+        bodies: false,
+        author: true,
+        commitment: true,
+    };
+    let joined = service::list_with_query(&everything, Order::Top, &first_page, include)
+        .map_err(|e| anyhow!("services::suggestions::list_with_query: {e:?}"))?;
     plans.push(
         plan(
             db,
-            "commitments of the top page (loader; 100 rows, any plan will do)".into(),
-            q.build(DbBackend::Postgres),
+            "TOP page with authors and commitments joined (what Convene runs; the 100-row commitments table may be read whole)".into(),
+            DbBackend::Postgres.build(&joined),
             Need::Any,
         )
         .await?,
@@ -1414,21 +1414,26 @@ struct BareCommitment {
     reference: String,
 }
 
-/// id, title, support_count, author_id, commitment_id.
-type BareRow = (Uuid, String, i32, Uuid, Uuid);
+/// id, title, support_count, the author's display name, the commitment's reference.
+type BareRow = (Uuid, String, i32, String, String);
 
-/// `GET /bare/top`: the statement `list_query` builds for TOP without a filter (21 rows, to
-/// know whether a next page exists), reading only the columns the page shows.
+/// The page's columns, with the author and the commitment joined in the same statement, as
+/// `services::suggestions::list_with` joins them for Convene.
+const BARE_SELECT: &str = "SELECT s.id, s.title, s.support_count, u.display_name, c.reference \
+     FROM suggestions s JOIN users u ON u.id = s.author_id \
+     JOIN commitments c ON c.id = s.commitment_id";
+
+/// `GET /bare/top`: the statement Convene runs for TOP without a filter (21 rows, to know
+/// whether a next page exists), reading only the columns the page shows.
 async fn bare_top(State(pool): State<PgPool>) -> Result<Json<BareResponse>, BareError> {
-    let rows: Vec<BareRow> = sqlx::query_as(
-        "SELECT id, title, support_count, author_id, commitment_id FROM suggestions \
-         ORDER BY support_count DESC, id DESC LIMIT $1",
-    )
+    let rows: Vec<BareRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "{BARE_SELECT} ORDER BY s.support_count DESC, s.id DESC LIMIT $1"
+    )))
     .bind(PAGE as i64 + 1)
     .fetch_all(&pool)
     .await
     .map_err(internal)?;
-    bare_page(&pool, rows).await
+    Ok(bare_page(rows))
 }
 
 /// `GET /bare/new?commitment=<uuid>`: the statement for NEW with a commitment filter.
@@ -1436,86 +1441,37 @@ async fn bare_new(
     State(pool): State<PgPool>,
     Query(p): Query<BareParams>,
 ) -> Result<Json<BareResponse>, BareError> {
-    let rows: Vec<BareRow> = sqlx::query_as(
-        "SELECT id, title, support_count, author_id, commitment_id FROM suggestions \
-         WHERE commitment_id = $1 ORDER BY id DESC LIMIT $2",
-    )
+    let rows: Vec<BareRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "{BARE_SELECT} WHERE s.commitment_id = $1 ORDER BY s.id DESC LIMIT $2"
+    )))
     .bind(p.commitment)
     .bind(PAGE as i64 + 1)
     .fetch_all(&pool)
     .await
     .map_err(internal)?;
-    bare_page(&pool, rows).await
+    Ok(bare_page(rows))
 }
 
-/// The page's authors and commitments, each in one statement by primary key, both at once,
-/// as Convene's loader batches them.
-async fn bare_page(pool: &PgPool, mut rows: Vec<BareRow>) -> Result<Json<BareResponse>, BareError> {
+/// The page's JSON, as Convene writes it.
+fn bare_page(mut rows: Vec<BareRow>) -> Json<BareResponse> {
     rows.truncate(PAGE as usize);
-    let distinct = |ids: Vec<Uuid>| {
-        let mut out: Vec<Uuid> = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !out.contains(&id) {
-                out.push(id);
-            }
-        }
-        out
-    };
-    let authors = distinct(rows.iter().map(|r| r.3).collect());
-    let commitments = distinct(rows.iter().map(|r| r.4).collect());
-    let (names, references) = tokio::try_join!(
-        by_id(
-            pool,
-            "SELECT id, display_name FROM users WHERE id IN",
-            &authors
-        ),
-        by_id(
-            pool,
-            "SELECT id, reference FROM commitments WHERE id IN",
-            &commitments
-        ),
-    )?;
     let nodes = rows
         .into_iter()
-        .map(|(id, title, support_count, author, commitment)| BareNode {
-            id,
-            title,
-            support_count,
-            author: names.get(&author).map(|n| BareAuthor {
-                display_name: n.clone(),
-            }),
-            commitment: references.get(&commitment).map(|r| BareCommitment {
-                reference: r.clone(),
-            }),
-        })
+        .map(
+            |(id, title, support_count, display_name, reference)| BareNode {
+                id,
+                title,
+                support_count,
+                author: Some(BareAuthor { display_name }),
+                commitment: Some(BareCommitment { reference }),
+            },
+        )
         .collect();
-    Ok(Json(BareResponse {
+    Json(BareResponse {
         data: BareData {
             suggestions: BareNodes { nodes },
         },
-    }))
-}
-
-/// `{select} ($1, $2, …)` with one placeholder per ID, as sea-orm writes `is_in`.
-async fn by_id(
-    pool: &PgPool,
-    select: &str,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, String>, BareError> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("{select} ({})", placeholders.join(", "));
-    let mut q = sqlx::query_as::<_, (Uuid, String)>(AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(*id);
-    }
-    Ok(q.fetch_all(pool)
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .collect())
+    })
 }
 
 /// The bare server's process: serves until killed or until its stdin closes.

@@ -2,7 +2,9 @@
 //! move them through the workflow, recorded in the public outcome log.
 
 use chrono::Duration;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder, SelectStatement,
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel, Iterable,
@@ -453,15 +455,14 @@ pub async fn list(
     Ok(Page::from_rows(rows, page.first, |s| cursor_for(order, s)))
 }
 
-/// `list`, reading what `include` asks for: one statement whatever the page's size, the
-/// joins being primary-key lookups beside the same index scan.
-pub async fn list_with(
-    ctx: &Ctx,
+/// The statement behind `list_with`; public so the benchmark can `EXPLAIN` it. The joins
+/// are primary-key lookups beside the list's own index scan.
+pub fn list_with_query(
     filter: &Filter,
     order: Order,
     page: &PageRequest,
     include: Include,
-) -> AppResult<Page<Listed>> {
+) -> AppResult<SelectStatement> {
     let mut q = list_query(filter, order, page)?;
     if !include.bodies {
         q =
@@ -499,6 +500,18 @@ pub async fn list_with(
             );
         }
     }
+    Ok(stmt)
+}
+
+/// `list`, reading what `include` asks for: one statement whatever the page's size.
+pub async fn list_with(
+    ctx: &Ctx,
+    filter: &Filter,
+    order: Order,
+    page: &PageRequest,
+    include: Include,
+) -> AppResult<Page<Listed>> {
+    let stmt = list_with_query(filter, order, page, include)?;
     let rows = ctx.db.query_all(&stmt).await?;
     let listed = rows
         .iter()
