@@ -1,6 +1,8 @@
 //! Suggestions on commitments, their supports and followers, and the official responses that
 //! move them through the workflow, recorded in the public outcome log.
 
+use std::collections::HashSet;
+
 use chrono::Duration;
 use sea_orm::sea_query::{
     Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder, SelectStatement,
@@ -433,7 +435,8 @@ pub struct Include {
     pub commitment: bool,
 }
 
-/// A suggestion of a list, with what the list joined to it.
+/// A suggestion of a list, with what the list joined to it: each author and commitment
+/// once, on the first row that has it (later rows hold `None`).
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub suggestion: suggestion::Model,
@@ -513,22 +516,35 @@ pub async fn list_with(
 ) -> AppResult<Page<Listed>> {
     let stmt = list_with_query(filter, order, page, include)?;
     let rows = ctx.db.query_all(&stmt).await?;
-    let listed = rows
-        .iter()
-        .map(|row| {
-            Ok(Listed {
-                suggestion: suggestion::Model::from_query_result(row, "")?,
-                author: include
-                    .author
-                    .then(|| user::Profile::from_query_result(row, AUTHOR_PREFIX))
-                    .transpose()?,
-                commitment: include
-                    .commitment
-                    .then(|| commitment::Model::from_query_result(row, COMMITMENT_PREFIX))
-                    .transpose()?,
-            })
-        })
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    // Decoding a row by column name is most of what a page costs Convene, so each author and
+    // each commitment is decoded once, at its first row (a commitment's page repeats one
+    // commitment twenty times), and not at all on the extra row that only tells whether a
+    // next page exists.
+    let (mut authors, mut commitments) = (HashSet::new(), HashSet::new());
+    let mut listed = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let suggestion = suggestion::Model::from_query_result(row, "")?;
+        let on_page = (i as u64) < page.first;
+        let author = if include.author && on_page && authors.insert(suggestion.author_id) {
+            Some(user::Profile::from_query_result(row, AUTHOR_PREFIX)?)
+        } else {
+            None
+        };
+        let commitment =
+            if include.commitment && on_page && commitments.insert(suggestion.commitment_id) {
+                Some(commitment::Model::from_query_result(
+                    row,
+                    COMMITMENT_PREFIX,
+                )?)
+            } else {
+                None
+            };
+        listed.push(Listed {
+            suggestion,
+            author,
+            commitment,
+        });
+    }
     Ok(Page::from_rows(listed, page.first, |l| {
         cursor_for(order, &l.suggestion)
     }))
