@@ -198,6 +198,21 @@ pub fn tempdir_path(app: &TestApp) -> PathBuf {
 }
 
 impl TestApp {
+    /// Follows a verification link's token and asserts the address is now verified.
+    pub async fn verify_email(&self, token: &str) {
+        let v = self
+            .gql(
+                None,
+                "mutation($t: String!) { verifyEmail(token: $t) { user { emailVerified } } }",
+                json!({ "t": token }),
+            )
+            .await;
+        assert_eq!(
+            v["data"]["verifyEmail"]["user"]["emailVerified"], true,
+            "{v}"
+        );
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -298,17 +313,7 @@ impl TestApp {
         let r = self.sign_up(email, display_name).await;
         assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
         let token = token_from_mail(&self.wait_for_mail(email, "verify_email").await);
-        let v = self
-            .gql(
-                None,
-                "mutation($t: String!) { verifyEmail(token: $t) { user { emailVerified } } }",
-                json!({ "t": token }),
-            )
-            .await;
-        assert_eq!(
-            v["data"]["verifyEmail"]["user"]["emailVerified"], true,
-            "{v}"
-        );
+        self.verify_email(&token).await;
         self.logged_in(email).await
     }
 
