@@ -11,6 +11,7 @@ use crate::services::accounts::{self, ProfileChanges, SessionTokens, SignUp};
 
 /// A platform-wide role. Only an ADMIN changes roles.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "DbRole")]
 pub enum Role {
     /// A data user: suggests, supports, discusses.
     Member,
@@ -22,30 +23,9 @@ pub enum Role {
     Admin,
 }
 
-impl From<DbRole> for Role {
-    fn from(r: DbRole) -> Self {
-        match r {
-            DbRole::Member => Role::Member,
-            DbRole::Organiser => Role::Organiser,
-            DbRole::Official => Role::Official,
-            DbRole::Admin => Role::Admin,
-        }
-    }
-}
-
-impl From<Role> for DbRole {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Member => DbRole::Member,
-            Role::Organiser => DbRole::Organiser,
-            Role::Official => DbRole::Official,
-            Role::Admin => DbRole::Admin,
-        }
-    }
-}
-
 /// The sector a person or organisation belongs to.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "DbSector")]
 pub enum Sector {
     /// Government and other public bodies.
     Public,
@@ -57,30 +37,6 @@ pub enum Sector {
     Academic,
     /// A person speaking for themself.
     Individual,
-}
-
-impl From<DbSector> for Sector {
-    fn from(s: DbSector) -> Self {
-        match s {
-            DbSector::Public => Sector::Public,
-            DbSector::Private => Sector::Private,
-            DbSector::CivilSociety => Sector::CivilSociety,
-            DbSector::Academic => Sector::Academic,
-            DbSector::Individual => Sector::Individual,
-        }
-    }
-}
-
-impl From<Sector> for DbSector {
-    fn from(s: Sector) -> Self {
-        match s {
-            Sector::Public => DbSector::Public,
-            Sector::Private => DbSector::Private,
-            Sector::CivilSociety => DbSector::CivilSociety,
-            Sector::Academic => DbSector::Academic,
-            Sector::Individual => DbSector::Individual,
-        }
-    }
 }
 
 /// A Convene account as others see it.

@@ -21,6 +21,7 @@ use crate::services::page::PageRequest;
 
 /// How far a commitment (or a milestone) has been implemented.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "DbStatus")]
 pub enum CommitmentStatus {
     /// Work has not started.
     NotStarted,
@@ -32,30 +33,6 @@ pub enum CommitmentStatus {
     Complete,
     /// Abandoned.
     Withdrawn,
-}
-
-impl From<DbStatus> for CommitmentStatus {
-    fn from(s: DbStatus) -> Self {
-        match s {
-            DbStatus::NotStarted => Self::NotStarted,
-            DbStatus::Limited => Self::Limited,
-            DbStatus::Substantial => Self::Substantial,
-            DbStatus::Complete => Self::Complete,
-            DbStatus::Withdrawn => Self::Withdrawn,
-        }
-    }
-}
-
-impl From<CommitmentStatus> for DbStatus {
-    fn from(s: CommitmentStatus) -> Self {
-        match s {
-            CommitmentStatus::NotStarted => Self::NotStarted,
-            CommitmentStatus::Limited => Self::Limited,
-            CommitmentStatus::Substantial => Self::Substantial,
-            CommitmentStatus::Complete => Self::Complete,
-            CommitmentStatus::Withdrawn => Self::Withdrawn,
-        }
-    }
 }
 
 pub struct Commitment(pub commitment::Model);

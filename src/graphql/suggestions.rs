@@ -22,6 +22,7 @@ use crate::services::suggestions::{self as service, Filter, NewResponse, Order};
 
 /// Where a suggestion stands in the official workflow.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "DbStatus")]
 pub enum SuggestionStatus {
     /// Posted, waiting for officials.
     Submitted,
@@ -39,36 +40,9 @@ pub enum SuggestionStatus {
     Withdrawn,
 }
 
-impl From<DbStatus> for SuggestionStatus {
-    fn from(s: DbStatus) -> Self {
-        match s {
-            DbStatus::Submitted => Self::Submitted,
-            DbStatus::UnderReview => Self::UnderReview,
-            DbStatus::Accepted => Self::Accepted,
-            DbStatus::Declined => Self::Declined,
-            DbStatus::Implemented => Self::Implemented,
-            DbStatus::Duplicate => Self::Duplicate,
-            DbStatus::Withdrawn => Self::Withdrawn,
-        }
-    }
-}
-
-impl From<SuggestionStatus> for DbStatus {
-    fn from(s: SuggestionStatus) -> Self {
-        match s {
-            SuggestionStatus::Submitted => Self::Submitted,
-            SuggestionStatus::UnderReview => Self::UnderReview,
-            SuggestionStatus::Accepted => Self::Accepted,
-            SuggestionStatus::Declined => Self::Declined,
-            SuggestionStatus::Implemented => Self::Implemented,
-            SuggestionStatus::Duplicate => Self::Duplicate,
-            SuggestionStatus::Withdrawn => Self::Withdrawn,
-        }
-    }
-}
-
 /// How to order suggestions.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+#[graphql(remote = "Order")]
 pub enum SuggestionOrder {
     /// Most supported first.
     #[default]
@@ -79,17 +53,6 @@ pub enum SuggestionOrder {
     Trending,
     /// Oldest still waiting for an official answer first (only those waiting).
     LongestWaiting,
-}
-
-impl From<SuggestionOrder> for Order {
-    fn from(o: SuggestionOrder) -> Self {
-        match o {
-            SuggestionOrder::Top => Order::Top,
-            SuggestionOrder::New => Order::New,
-            SuggestionOrder::Trending => Order::Trending,
-            SuggestionOrder::LongestWaiting => Order::LongestWaiting,
-        }
-    }
 }
 
 pub struct Suggestion(pub suggestion::Model);
