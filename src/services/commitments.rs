@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, Ctx};
+use super::{field, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::{Reference, Title};
@@ -400,40 +400,25 @@ pub async fn set_following(
     actor.require_verified()?;
     let tx = begin_write(&ctx.db).await?;
     commitment::Entity::find_by_id(id)
+        .lock_exclusive()
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("commitment"))?;
-    let changed = if follow {
-        let r = commitment_follow::Entity::insert(commitment_follow::ActiveModel {
-            commitment_id: Set(id),
-            user_id: Set(actor.id),
-            created_at: Set(now()),
-        })
-        .on_conflict_do_nothing_on([
-            commitment_follow::Column::CommitmentId,
-            commitment_follow::Column::UserId,
-        ])
-        .exec_without_returning(&tx)
-        .await?;
-        matches!(r, sea_orm::TryInsertResult::Inserted(n) if n > 0)
-    } else {
-        commitment_follow::Entity::delete_many()
-            .filter(commitment_follow::Column::CommitmentId.eq(id))
-            .filter(commitment_follow::Column::UserId.eq(actor.id))
-            .exec(&tx)
-            .await?
-            .rows_affected
-            > 0
+    let row = commitment_follow::ActiveModel {
+        commitment_id: Set(id),
+        user_id: Set(actor.id),
+        created_at: Set(now()),
     };
-    if changed {
-        commitment::Entity::update_many()
-            .col_expr(
-                commitment::Column::FollowerCount,
-                Expr::col(commitment::Column::FollowerCount).add(if follow { 1 } else { -1 }),
-            )
-            .filter(commitment::Column::Id.eq(id))
-            .exec(&tx)
-            .await?;
+    if toggle::set_row::<commitment_follow::Entity, _>(&tx, follow, row, (id, actor.id)).await? {
+        let delta = if follow { 1 } else { -1 };
+        toggle::bump::<commitment::Entity, _, _>(
+            &tx,
+            commitment::Column::Id,
+            id,
+            commitment::Column::FollowerCount,
+            delta,
+        )
+        .await?;
     }
     let updated = commitment::Entity::find_by_id(id)
         .one(&tx)

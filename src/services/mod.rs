@@ -9,6 +9,7 @@ pub mod page;
 pub mod seed;
 pub mod suggestions;
 pub mod throttle;
+pub mod toggle;
 
 use std::sync::Arc;
 

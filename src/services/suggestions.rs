@@ -16,7 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, outbox, Ctx};
+use super::{field, outbox, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::Title;
@@ -109,18 +109,15 @@ async fn add_follow(
     suggestion_id: Uuid,
     user_id: Uuid,
 ) -> AppResult<bool> {
-    let r = suggestion_follow::Entity::insert(suggestion_follow::ActiveModel {
-        suggestion_id: Set(suggestion_id),
-        user_id: Set(user_id),
-        created_at: Set(now()),
-    })
-    .on_conflict_do_nothing_on([
-        suggestion_follow::Column::SuggestionId,
-        suggestion_follow::Column::UserId,
-    ])
-    .exec_without_returning(tx)
-    .await?;
-    Ok(matches!(r, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+    toggle::add_row::<suggestion_follow::Entity, _>(
+        tx,
+        suggestion_follow::ActiveModel {
+            suggestion_id: Set(suggestion_id),
+            user_id: Set(user_id),
+            created_at: Set(now()),
+        },
+    )
+    .await
 }
 
 async fn bump(
@@ -129,12 +126,7 @@ async fn bump(
     col: suggestion::Column,
     delta: i32,
 ) -> AppResult<()> {
-    suggestion::Entity::update_many()
-        .col_expr(col, Expr::col(col).add(delta))
-        .filter(suggestion::Column::Id.eq(id))
-        .exec(tx)
-        .await?;
-    Ok(())
+    toggle::bump::<suggestion::Entity, _, _>(tx, suggestion::Column::Id, id, col, delta).await
 }
 
 pub async fn create(
@@ -286,26 +278,19 @@ pub async fn set_support(
                 s.status.as_str()
             )));
         }
-        let r = support::Entity::insert(support::ActiveModel {
+        let row = support::ActiveModel {
             suggestion_id: Set(id),
             user_id: Set(actor.id),
             created_at: Set(now()),
-        })
-        .on_conflict_do_nothing_on([support::Column::SuggestionId, support::Column::UserId])
-        .exec_without_returning(&tx)
-        .await?;
-        if matches!(r, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        };
+        if toggle::add_row::<support::Entity, _>(&tx, row).await? {
             bump(&tx, id, suggestion::Column::SupportCount, 1).await?;
             bump(&tx, id, suggestion::Column::TrendingScore, 1).await?;
         }
     } else {
         let existing = support::Entity::find_by_id((id, actor.id)).one(&tx).await?;
         if let Some(existing) = existing {
-            let removed = support::Entity::delete_by_id((id, actor.id))
-                .exec(&tx)
-                .await?
-                .rows_affected;
-            if removed > 0 {
+            if toggle::remove_row::<support::Entity, _>(&tx, (id, actor.id)).await? {
                 bump(&tx, id, suggestion::Column::SupportCount, -1).await?;
                 if existing.created_at > now() - Duration::days(TRENDING_DAYS) {
                     bump(&tx, id, suggestion::Column::TrendingScore, -1).await?;
@@ -331,14 +316,8 @@ pub async fn set_following(
         if add_follow(&tx, id, actor.id).await? {
             bump(&tx, id, suggestion::Column::FollowerCount, 1).await?;
         }
-    } else {
-        let removed = suggestion_follow::Entity::delete_by_id((id, actor.id))
-            .exec(&tx)
-            .await?
-            .rows_affected;
-        if removed > 0 {
-            bump(&tx, id, suggestion::Column::FollowerCount, -1).await?;
-        }
+    } else if toggle::remove_row::<suggestion_follow::Entity, _>(&tx, (id, actor.id)).await? {
+        bump(&tx, id, suggestion::Column::FollowerCount, -1).await?;
     }
     let updated = load(&tx, id).await?;
     tx.commit().await?;

@@ -241,6 +241,50 @@ async fn following_a_commitment_counts_once_and_can_be_undone() {
 }
 
 #[tokio::test]
+async fn concurrent_follows_and_unfollows_keep_the_counter_equal_to_the_rows() {
+    let app = spawn_app().await;
+    let official = user_with_role(&app, "off@example.org", "Officer", Role::Official).await;
+    let id = create_commitment(&app, &official, "UK0072", "Involving data users").await;
+    let mut people = Vec::new();
+    for chunk in (0..20).collect::<Vec<_>>().chunks(10) {
+        people.extend(
+            futures::future::join_all(chunk.iter().map(|i| app.verified_user_quick(i))).await,
+        );
+    }
+    let follow = "mutation($id: ID!) { followCommitment(id: $id) { commitment { id } } }";
+    let unfollow = "mutation($id: ID!) { unfollowCommitment(id: $id) { commitment { id } } }";
+    // Everyone follows twice at once, then half unfollow twice at once while the other
+    // half follow again.
+    let twice = people
+        .iter()
+        .chain(people.iter())
+        .map(|p| app.gql(Some(&p.access), follow, json!({"id": id})));
+    for r in futures::future::join_all(twice).await {
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let mixed = people.iter().enumerate().flat_map(|(i, p)| {
+        let q = if i % 2 == 0 { unfollow } else { follow };
+        [
+            app.gql(Some(&p.access), q, json!({"id": id})),
+            app.gql(Some(&p.access), q, json!({"id": id})),
+        ]
+    });
+    futures::future::join_all(mixed).await;
+    let r = app
+        .gql(
+            None,
+            "query($id: ID) { commitment(id: $id) { followerCount } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["commitment"]["followerCount"], 10, "{r}");
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM commitment_follows").await,
+        10
+    );
+}
+
+#[tokio::test]
 async fn seeding_the_demo_plan_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
