@@ -1624,6 +1624,13 @@ async fn one_request(
             .body(body.clone()),
         None => client.get(&p.url),
     };
+    let body = send(request).await?;
+    check(expect, &body)?;
+    Ok(body.len())
+}
+
+/// Sends a request and returns its body, or what went wrong (a non-2xx status included).
+async fn send(request: reqwest::RequestBuilder) -> Result<axum::body::Bytes, String> {
     let response = request
         .send()
         .await
@@ -1636,8 +1643,7 @@ async fn one_request(
     if !status.is_success() {
         return Err(format!("HTTP {status}: {}", short(&body)));
     }
-    check(expect, &body)?;
-    Ok(body.len())
+    Ok(body)
 }
 
 fn short(body: &[u8]) -> String {
@@ -1921,21 +1927,13 @@ async fn large_responses(
     let outcomes = futures::future::join_all((0..LARGE_REQUESTS).map(|_| {
         let (client, url, body) = (client.clone(), url.clone(), body.clone());
         async move {
-            let response = client
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| format!("request failed: {e}"))?;
-            let status = response.status();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| format!("reading: {e}"))?;
-            if !status.is_success() {
-                return Err(format!("HTTP {status}: {}", short(&bytes)));
-            }
+            let bytes = send(
+                client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body),
+            )
+            .await?;
             let value: JsonValue =
                 serde_json::from_slice(&bytes).map_err(|e| format!("{e}: {}", short(&bytes)))?;
             if value.get("errors").is_some() {
