@@ -973,8 +973,7 @@ async fn explain_all(
         )
         .await?,
     );
-    // The top page the load test drives: TOP over every commitment, then the commitments of
-    // its rows (`Loader<CommitmentKey>`).
+    // The top page the load test drives: TOP over every commitment.
     let everything = Filter::default();
     let first_page = PageRequest {
         first: PAGE,

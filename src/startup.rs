@@ -29,7 +29,7 @@ use crate::auth::tokens::{random_token, TokenKeys};
 use crate::config::Settings;
 use crate::domain::Markdown;
 use crate::graphql::limits::QueryGate;
-use crate::graphql::{build_gate, build_schema, ConveneSchema};
+use crate::graphql::{build_schema, ConveneSchema};
 use crate::jobs::outbox::OutboxWorker;
 use crate::mail::{Mailer, MemoryTransport};
 use crate::services::Ctx;
@@ -123,7 +123,8 @@ impl Application {
             Mailer::from_settings(&settings.mail, &settings.public.base_url)?;
         let services = services(settings.clone(), db)?;
         let schema = build_schema(&settings.graphql);
-        let gate = Arc::new(build_gate(&settings.graphql)?);
+        // The gate reads the schema's own SDL to know which fields are connections.
+        let gate = Arc::new(QueryGate::new(&settings.graphql, &schema.sdl())?);
         let listener = TcpListener::bind(settings.listen_address()?)
             .await
             .with_context(|| format!("binding {}", settings.server.address))?;

@@ -567,10 +567,6 @@ impl QueryGate {
         })
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     fn cached(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
         let mut cache = self.documents.as_ref()?.lock().ok()?;
         cache.get(query).cloned()

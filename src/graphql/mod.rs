@@ -11,7 +11,7 @@ pub mod scalars;
 pub mod schema;
 pub mod suggestions;
 
-pub use schema::{build_gate, build_schema, ConveneSchema};
+pub use schema::{build_schema, ConveneSchema};
 
 use async_graphql::Context;
 

@@ -4,7 +4,6 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
 use super::commitments::{CommitmentMutation, CommitmentQuery};
-use super::limits::QueryGate;
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
@@ -25,7 +24,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 /// Builds the schema with the configured limits. Request data (services, viewer) is added
 /// per request by the HTTP layer.
 pub fn build_schema(settings: &GraphqlSettings) -> ConveneSchema {
-    // Every limit is checked by `QueryGate` before async-graphql sees the document. The
+    // Every limit is checked by `limits::QueryGate` before async-graphql sees the document. The
     // library's own recursion and directive checks stay as a backstop: they run only on
     // documents that passed ours, with the same numbers, so they never answer first.
     let mut b = builder()
@@ -35,11 +34,6 @@ pub fn build_schema(settings: &GraphqlSettings) -> ConveneSchema {
         b = b.disable_introspection();
     }
     b.finish()
-}
-
-/// The gate every request passes before the schema runs it.
-pub fn build_gate(settings: &GraphqlSettings) -> anyhow::Result<QueryGate> {
-    QueryGate::new(settings, &sdl())
 }
 
 /// The SDL written to `schema.graphql`.

@@ -13,7 +13,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Viewer;
-use crate::graphql::limits::check_text;
 use crate::startup::AppState;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -111,16 +110,27 @@ fn is_request_error(response: &GqlResponse) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
+/// Checks the request against the limits, attaching its parsed document. A refused request
+/// gets its answer back, with no `data`.
+fn refusal(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &mut async_graphql::Request,
+) -> Option<Response> {
+    let refused = state.gate.admit(request).err()?;
+    Some(respond(
+        headers,
+        &with_codes(GqlResponse::from_errors(vec![refused])),
+    ))
+}
+
+/// Runs an admitted request.
 async fn execute(
     state: AppState,
     headers: &HeaderMap,
     viewer: Viewer,
-    mut request: async_graphql::Request,
+    request: async_graphql::Request,
 ) -> Response {
-    if let Err(refused) = state.gate.admit(&mut request) {
-        let response = with_codes(GqlResponse::from_errors(vec![refused]));
-        return respond(headers, &response);
-    }
     let loaders = crate::graphql::loaders::request_loader(
         state.services.clone(),
         viewer.actor.as_ref().map(|a| a.id),
@@ -188,13 +198,17 @@ pub async fn post(
             wants_graphql_response(&headers),
         );
     }
-    match request {
-        Ok(request) => execute(state, &headers, viewer, request.into_inner()).await,
-        Err(rejection) => rejected(&headers, rejection),
+    let mut request = match request {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return rejected(&headers, rejection),
+    };
+    if let Some(refused) = refusal(&state, &headers, &mut request) {
+        return refused;
     }
+    execute(state, &headers, viewer, request).await
 }
 
-/// The operation a GET request would run, if the document parses.
+/// The operation an admitted request would run (its document is already parsed).
 fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
     let name = request.operation_name.clone();
     let doc = request.parsed_query().ok()?;
@@ -231,14 +245,14 @@ pub async fn get(
         Ok(r) => r.into_inner(),
         Err(rejection) => return rejected(&headers, rejection),
     };
-    // The text limits come before parsing the document to find its operation; a document
-    // that breaks them goes on to be refused with its proper error.
-    if check_text(state.gate.limits(), &request.query).is_ok()
-        && matches!(
-            operation_type(&mut request),
-            Some(OperationType::Mutation | OperationType::Subscription)
-        )
-    {
+    // The limits come first: finding the operation uses the document they parsed.
+    if let Some(refused) = refusal(&state, &headers, &mut request) {
+        return refused;
+    }
+    if matches!(
+        operation_type(&mut request),
+        Some(OperationType::Mutation | OperationType::Subscription)
+    ) {
         let mut r = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations are sent with POST",

@@ -427,14 +427,20 @@ pub struct Listed {
 const AUTHOR_PREFIX: &str = "author__";
 const COMMITMENT_PREFIX: &str = "commitment__";
 
+/// A page of whole suggestions, bodies included.
 pub async fn list(
     ctx: &Ctx,
     filter: &Filter,
     order: Order,
     page: &PageRequest,
 ) -> AppResult<Page<suggestion::Model>> {
-    let rows = list_query(filter, order, page)?.all(&ctx.db).await?;
-    Ok(Page::from_rows(rows, page.first, |s| cursor_for(order, s)))
+    let include = Include {
+        bodies: true,
+        ..Include::default()
+    };
+    Ok(list_with(ctx, filter, order, page, include)
+        .await?
+        .map(|l| l.suggestion))
 }
 
 /// The statement behind `list_with`; public so the benchmark can `EXPLAIN` it. The joins
