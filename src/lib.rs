@@ -4,6 +4,7 @@
 //! the outbox (`jobs`, `mail`) beside the database.
 
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod db;
 pub mod domain;

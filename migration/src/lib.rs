@@ -7,6 +7,7 @@ mod m20261127_000001_accounts;
 mod m20261127_000002_outbox;
 mod m20261127_000003_forum;
 mod m20261127_000004_hardening;
+mod m20261127_000005_groups;
 mod schema_helpers;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_outbox::Migration),
             Box::new(m20261127_000003_forum::Migration),
             Box::new(m20261127_000004_hardening::Migration),
+            Box::new(m20261127_000005_groups::Migration),
         ]
     }
 }

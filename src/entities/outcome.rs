@@ -9,6 +9,11 @@ pub struct Model {
     pub kind: String,
     pub response_id: Option<Uuid>,
     pub commitment_id: Option<Uuid>,
+    /// Set for a meet-up's outcome (then `commitment_id` is null: the group's links say
+    /// which commitments it concerns).
+    pub meetup_outcome_id: Option<Uuid>,
+    /// False for a private group's minutes its organisers have not made public.
+    pub public: bool,
     pub published_at: DateTimeUtc,
 }
 

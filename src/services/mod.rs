@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod commitments;
+pub mod groups;
 pub mod outbox;
 pub mod page;
 pub mod seed;

@@ -127,6 +127,28 @@ pub async fn enqueue_notification<C: ConnectionTrait>(
     .await
 }
 
+/// Queues one event whose audience is worked out when it is delivered (a meet-up scheduled
+/// in a group reaches the group's members; a change reaches those GOING and WAITLISTED):
+/// the request writes one row however large the audience, and the notification worker fans
+/// it out. `subject` is the row the event is about (the meet-up, the group).
+pub async fn enqueue_event<C: ConnectionTrait>(
+    conn: &C,
+    idempotency_key: &str,
+    subject: Uuid,
+    event: &str,
+    payload: serde_json::Value,
+) -> AppResult<bool> {
+    enqueue(
+        conn,
+        idempotency_key,
+        KIND_NOTIFICATION,
+        &format!("audience:{subject}"),
+        event,
+        payload,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -667,6 +667,8 @@ pub async fn publish_response(
         kind: Set(OUTCOME_RESPONSE.to_string()),
         response_id: Set(Some(response.id)),
         commitment_id: Set(Some(s.commitment_id)),
+        meetup_outcome_id: Set(None),
+        public: Set(true),
         published_at: Set(at),
     }
     .insert(&tx)

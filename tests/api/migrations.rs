@@ -159,7 +159,10 @@ async fn the_hardening_migration_renumbers_clashing_milestones_and_keeps_them_un
     let dir = tempfile::tempdir().expect("tempdir");
     let url = empty_database_url(dir.path()).await;
     let db = convene::db::connect_url(&url, 2).await.expect("connect");
-    let before_hardening = Migrator::migrations().len() as u32 - 1;
+    let before_hardening = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261127_000004_hardening")
+        .expect("the hardening migration") as u32;
     Migrator::up(&db, Some(before_hardening))
         .await
         .expect("up to the forum");
@@ -224,7 +227,10 @@ async fn the_hardening_migration_renumbers_clashing_milestones_and_keeps_them_un
     );
 
     // Down lets the old shape back, and up again works on what it left.
-    Migrator::down(&db, Some(1)).await.expect("down one");
+    let after_hardening = Migrator::migrations().len() as u32 - before_hardening - 1;
+    Migrator::down(&db, Some(after_hardening + 1))
+        .await
+        .expect("down to the forum");
     exec(&db, clash).await;
     exec(&db, "DELETE FROM milestones WHERE title = 'Clash'").await;
     Migrator::up(&db, None).await.expect("up again");
