@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::batch::Batcher;
 use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
-    suggestion_revision, support, user,
+    suggestion_revision, support, user, working_group,
 };
 use crate::error::AppError;
 use crate::services::Ctx;
@@ -59,6 +59,8 @@ key!(ResponseKey);
 key!(ViewerSupports);
 key!(ViewerFollowsSuggestion);
 key!(ViewerFollowsCommitment);
+// Working groups and meet-ups.
+key!(GroupKey);
 
 fn ids<K: Copy>(keys: &[K], f: impl Fn(K) -> Uuid) -> Vec<Uuid> {
     keys.iter().map(|k| f(*k)).collect()
@@ -101,6 +103,7 @@ impl Loader<UserKey> for Loaders {
 by_id!(CommitmentKey, commitment);
 by_id!(SuggestionKey, suggestion);
 by_id!(ResponseKey, official_response);
+by_id!(GroupKey, working_group);
 
 /// Whether the viewer has a row (support or follow) for each key; anonymous viewers have none.
 macro_rules! viewer_flag {

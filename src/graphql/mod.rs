@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod batch;
 pub mod commitments;
 pub mod connection;
+pub mod groups;
 pub mod limits;
 pub mod loaders;
 pub mod scalars;

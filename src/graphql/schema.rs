@@ -4,12 +4,19 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
 use super::commitments::{CommitmentMutation, CommitmentQuery};
+use super::groups::GroupQuery;
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
 /// Every query field, merged from the domain modules.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountQuery, CommitmentQuery, SuggestionQuery);
+pub struct Query(
+    AccountQuery,
+    CommitmentQuery,
+    SuggestionQuery,
+    // Working groups and meet-ups.
+    GroupQuery,
+);
 
 /// Every mutation, merged from the domain modules.
 #[derive(MergedObject, Default)]

@@ -101,3 +101,11 @@ pub async fn access_to<C: ConnectionTrait>(
 pub async fn find(ctx: &Ctx, id: Uuid) -> AppResult<Option<working_group::Model>> {
     Ok(working_group::Entity::find_by_id(id).one(&ctx.db).await?)
 }
+
+/// The group with this slug.
+pub async fn find_by_slug(ctx: &Ctx, slug: &str) -> AppResult<Option<working_group::Model>> {
+    Ok(working_group::Entity::find()
+        .filter(working_group::Column::Slug.eq(slug.trim().to_lowercase()))
+        .one(&ctx.db)
+        .await?)
+}
