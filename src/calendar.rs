@@ -284,7 +284,14 @@ mod tests {
         let title = "Budgets, open data; and \"more\"\nsecond line — café 東京 🚀 \\ done";
         let m = meetup(title);
         let stamp = Utc.with_ymd_and_hms(2026, 2, 1, 12, 0, 0).unwrap();
-        let text = render(&g.name, &[m.clone()], &g, Method::Request, BASE, stamp);
+        let text = render(
+            &g.name,
+            std::slice::from_ref(&m),
+            &g,
+            Method::Request,
+            BASE,
+            stamp,
+        );
 
         let cal = parse(&text);
         assert_eq!(prop(&cal.properties, "METHOD"), "REQUEST");
