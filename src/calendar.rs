@@ -80,6 +80,48 @@ pub fn feed(
     render(name, meetups, group, method, base_url, crate::db::now())
 }
 
+/// `ics` (an [`invite`]) addressed for iTIP (RFC 5546), which wants an organiser and the
+/// attendee in a REQUEST or CANCEL: each event without an `ORGANIZER` gets
+/// `ORGANIZER;CN=<name>:mailto:<organizer_email>` and `ATTENDEE;RSVP=FALSE:mailto:<attendee_email>`
+/// (no reply is asked for: answers are made in Convene). The mailer calls it with its own
+/// sender and the recipient.
+pub fn addressed(
+    ics: &str,
+    organizer_name: Option<&str>,
+    organizer_email: &str,
+    attendee_email: &str,
+) -> String {
+    let mut organizer = Property::new("ORGANIZER", format!("mailto:{organizer_email}"));
+    // A parameter value may hold no DQUOTE (RFC 5545 §3.2); the crate quotes the rest.
+    if let Some(name) = organizer_name
+        .map(|n| clean(n).replace(['"', '\n', '\t'], " "))
+        .filter(|n| !n.trim().is_empty())
+    {
+        organizer.add_parameter("CN", name.trim());
+    }
+    let mut attendee = Property::new("ATTENDEE", format!("mailto:{attendee_email}"));
+    attendee.add_parameter("RSVP", "FALSE");
+    let lines: String = [organizer, attendee]
+        .into_iter()
+        .filter_map(|p| TryInto::<String>::try_into(p).ok())
+        .collect();
+    // Content lines are whole lines here: a folded continuation starts with a space, so
+    // `END:VEVENT` at the start of a line is the end of an event and nothing else.
+    let mut out = String::with_capacity(ics.len() + 2 * lines.len());
+    let mut has_organizer = false;
+    for line in ics.split_inclusive("\r\n") {
+        if line.starts_with("BEGIN:VEVENT") {
+            has_organizer = false;
+        } else if line.starts_with("ORGANIZER") {
+            has_organizer = true;
+        } else if line == "END:VEVENT\r\n" && !has_organizer {
+            out.push_str(&lines);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// [`feed`] stamped at `stamp` (the `DTSTAMP` of every event: when the object was made).
 fn render(
     name: &str,
@@ -402,6 +444,41 @@ mod tests {
             unescape(prop(p, "LOCATION")),
             "Room 1, Level 2, 10 Downing St; London"
         );
+    }
+
+    #[test]
+    fn an_addressed_invitation_names_its_organiser_and_attendee() {
+        let g = group();
+        let m = meetup("Long title, with; specials ".repeat(5).trim_end());
+        let text = addressed(
+            &invite(&m, &g, Method::Request, BASE),
+            Some("Convene: \"meet-ups\""),
+            "no-reply@convene.example.org",
+            "ann@example.org",
+        );
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 75, "{line:?}");
+        }
+        let cal = parse(&text);
+        let p = &cal.events[0].properties;
+        let organizer: Vec<_> = p.iter().filter(|p| p.name == "ORGANIZER").collect();
+        assert_eq!(organizer.len(), 1);
+        assert_eq!(
+            organizer[0].value.as_deref(),
+            Some("mailto:no-reply@convene.example.org")
+        );
+        let params = organizer[0].params.clone().unwrap_or_default();
+        assert!(
+            params
+                .iter()
+                .any(|(k, v)| k == "CN" && v.concat().contains("meet-ups")),
+            "{params:?}"
+        );
+        assert_eq!(prop(p, "ATTENDEE"), "mailto:ann@example.org");
+        assert_eq!(unescape(prop(p, "SUMMARY")), m.title);
+        // Addressing twice adds nothing more.
+        let again = addressed(&text, None, "x@example.org", "y@example.org");
+        assert_eq!(again, text);
     }
 
     #[test]

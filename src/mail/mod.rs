@@ -11,6 +11,8 @@ pub use transport::{MailAttachment, MailTransport, MemoryTransport, OutgoingMail
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::config::{MailSettings, MailTransportKind};
 
 /// Renders and sends; shared by every worker of an instance.
@@ -109,7 +111,9 @@ impl Mailer {
             html: rendered.html,
             message_id: format!("<{message_key}@{host}>"),
             template: template.to_string(),
-            attachments: calendar_attachment(payload)?.into_iter().collect(),
+            attachments: calendar_attachment(payload, &self.from, recipient)?
+                .into_iter()
+                .collect(),
         };
         tokio::time::timeout(self.attempt_timeout, self.transport.send(&mail))
             .await
@@ -127,9 +131,14 @@ impl Mailer {
 pub const ICS_KEY: &str = "ics";
 pub const ICS_METHOD_KEY: &str = "ics_method";
 
-/// The `invite.ics` a payload carries, if any. A payload with `ics` and no known method
+/// The `invite.ics` a payload carries, if any; a REQUEST or CANCEL is addressed from the
+/// sender (`from`) to `recipient`, as iTIP wants. A payload with `ics` and no known method
 /// cannot be sent as meant, and is an error (the row is retried, then given up).
-fn calendar_attachment(payload: &serde_json::Value) -> anyhow::Result<Option<MailAttachment>> {
+fn calendar_attachment(
+    payload: &serde_json::Value,
+    from: &str,
+    recipient: &str,
+) -> anyhow::Result<Option<MailAttachment>> {
     let Some(ics) = payload.get(ICS_KEY) else {
         return Ok(None);
     };
@@ -143,10 +152,23 @@ fn calendar_attachment(payload: &serde_json::Value) -> anyhow::Result<Option<Mai
         .ok_or_else(|| {
             anyhow::anyhow!("the mail payload's {ICS_METHOD_KEY} is not REQUEST, CANCEL or PUBLISH")
         })?;
+    let ics = match method {
+        crate::calendar::Method::Publish => ics.to_string(),
+        crate::calendar::Method::Request | crate::calendar::Method::Cancel => {
+            let sender: lettre::message::Mailbox =
+                from.parse().context("mail.from is not a mailbox")?;
+            crate::calendar::addressed(
+                ics,
+                sender.name.as_deref(),
+                sender.email.as_ref(),
+                recipient,
+            )
+        }
+    };
     Ok(Some(MailAttachment {
         filename: "invite.ics".to_string(),
         content_type: format!("text/calendar; charset=utf-8; method={}", method.as_str()),
-        body: ics.as_bytes().to_vec(),
+        body: ics.into_bytes(),
     }))
 }
 
@@ -194,7 +216,7 @@ mod tests {
         serde_json::json!({
             "display_name": "Ann",
             "reset_link": "x",
-            "ics": "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nSUMMARY:Caf\u{e9}\\, budgets\r\nEND:VCALENDAR\r\n",
+            "ics": "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Caf\u{e9}\\, budgets\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
             "ics_method": method,
         })
     }
@@ -220,9 +242,17 @@ mod tests {
             attachment.content_type,
             "text/calendar; charset=utf-8; method=CANCEL"
         );
-        assert!(String::from_utf8(attachment.body.clone())
-            .unwrap()
-            .contains("SUMMARY:Café\\, budgets"));
+        let ics = String::from_utf8(attachment.body.clone()).unwrap();
+        assert!(ics.contains("SUMMARY:Café\\, budgets"), "{ics}");
+        // Addressed from the sender to the recipient, as iTIP wants.
+        assert!(
+            ics.contains("ORGANIZER;CN=Convene:mailto:no-reply@localhost\r\n"),
+            "{ics}"
+        );
+        assert!(
+            ics.contains("ATTENDEE;RSVP=FALSE:mailto:ann@example.org\r\nEND:VEVENT"),
+            "{ics}"
+        );
         let raw = String::from_utf8(sent[0].to_message().unwrap().formatted()).unwrap();
         assert!(raw.contains("multipart/mixed"), "{raw}");
         assert!(raw.contains("multipart/alternative"), "{raw}");

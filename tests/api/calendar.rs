@@ -684,6 +684,8 @@ async fn a_mail_with_an_ics_payload_arrives_over_smtp_with_an_invite_attachment(
     assert_eq!(prop(p, "SEQUENCE"), Some("1"));
     assert_eq!(prop(p, "STATUS"), Some("CONFIRMED"));
     assert_eq!(prop(p, "DTSTART"), Some(ical_time(m.starts_at).as_str()));
+    assert_eq!(prop(p, "ATTENDEE"), Some("mailto:guest@example.org"));
+    assert_eq!(prop(p, "ORGANIZER"), Some("mailto:no-reply@localhost"));
 
     // Once sent, the row keeps no calendar text (it may hold the online link).
     let deadline = Instant::now() + Duration::from_secs(15);
