@@ -139,7 +139,14 @@ fn render(
         .append_property(Property::new("PRODID", PRODID))
         .append_property(Property::new("CALSCALE", "GREGORIAN"))
         .append_property(Property::new("METHOD", method.as_str()))
-        .name(&clean(name));
+        // RFC 7986's NAME is TEXT, but the crate knows it not and would write it unescaped;
+        // saying so makes it escape it. X-WR-CALNAME (what most apps read) it escapes.
+        .append_property(
+            Property::new("NAME", clean(name))
+                .add_parameter("VALUE", "TEXT")
+                .done(),
+        )
+        .append_property(Property::new("X-WR-CALNAME", clean(name)));
     for m in meetups {
         calendar.push(event(m, group, method, base_url, &host, stamp));
     }
@@ -487,7 +494,7 @@ mod tests {
         let a = meetup("First");
         let b = meetup("Second");
         let cal = parse(&feed(
-            "Data, Leaders; Network",
+            "Data, Leaders;\r\nNetwork",
             &[a.clone(), b.clone()],
             &g,
             Method::Publish,
@@ -496,7 +503,11 @@ mod tests {
         assert_eq!(prop(&cal.properties, "METHOD"), "PUBLISH");
         assert_eq!(
             unescape(prop(&cal.properties, "X-WR-CALNAME")),
-            "Data, Leaders; Network"
+            "Data, Leaders;\nNetwork"
+        );
+        assert_eq!(
+            unescape(prop(&cal.properties, "NAME")),
+            "Data, Leaders;\nNetwork"
         );
         let uids: Vec<String> = cal
             .events

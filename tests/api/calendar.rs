@@ -400,6 +400,14 @@ async fn a_public_groups_feed_holds_its_upcoming_and_recent_meetups_and_reads_ba
         Some(ical_time(tricky.starts_at).as_str())
     );
 
+    // A group with nothing scheduled still has a feed, empty.
+    let cal = feed(&app, "/calendar/groups/elsewhere.ics").await;
+    assert_eq!(uids(&cal), vec![uid(&app, &elsewhere)]);
+    insert_group(&app.db, "quiet", public, creator).await;
+    let cal = feed(&app, "/calendar/groups/quiet.ics").await;
+    assert!(cal.events.is_empty());
+    assert_eq!(prop(&cal.properties, "VERSION"), Some("2.0"));
+
     // Feeds that do not exist.
     for path in [
         "/calendar/groups/nope.ics".to_string(),
