@@ -257,6 +257,12 @@ pub fn router(state: AppState) -> Router {
         .route("/graphiql/{file}", get(crate::http::graphiql::asset))
         .route("/healthz", get(crate::http::health::healthz))
         .route("/readyz", get(crate::http::health::readyz))
+        // Calendar feeds (issue 8).
+        .route(
+            "/calendar/meetups/{file}",
+            get(crate::http::calendar::meetup),
+        )
+        .route("/calendar/groups/{file}", get(crate::http::calendar::group))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(

@@ -3,6 +3,8 @@
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -35,6 +37,8 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     lifetime: Duration,
+    /// The signing key again, for the keyed digests of secret URLs (`url_mac`).
+    mac_key: SecretString,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -70,6 +74,7 @@ impl TokenKeys {
             issuer: issuer.to_string(),
             audience: audience.to_string(),
             lifetime,
+            mac_key: secret.clone(),
         }
     }
 
@@ -109,6 +114,35 @@ impl TokenKeys {
             return Err(TokenError::Invalid);
         }
         Ok(data.claims)
+    }
+}
+
+impl TokenKeys {
+    fn mac(&self, purpose: &str, message: &str) -> Hmac<Sha256> {
+        // HMAC takes a key of any length, so this cannot fail; the fallback keeps it total.
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.expose_secret().as_bytes())
+                .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
+        mac.update(purpose.as_bytes());
+        mac.update(b"\n");
+        mac.update(message.as_bytes());
+        mac
+    }
+
+    /// A keyed digest (HMAC-SHA256 under the signing key) of `message`, base64url: what a
+    /// secret URL carries instead of a stored token. `purpose` separates the uses, so a
+    /// digest made for one is worthless for another.
+    pub fn url_mac(&self, purpose: &str, message: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.mac(purpose, message).finalize().into_bytes())
+    }
+
+    /// Whether `mac` is `url_mac(purpose, message)`, compared in constant time.
+    pub fn verify_url_mac(&self, purpose: &str, message: &str, mac: &str) -> bool {
+        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(mac) {
+            Ok(bytes) => self.mac(purpose, message).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
+        }
     }
 }
 
@@ -154,6 +188,23 @@ mod tests {
             )
             .unwrap();
         assert!(matches!(k.verify(&old), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn url_macs_verify_only_for_their_purpose_message_and_key() {
+        let k = keys();
+        let mac = k.url_mac("calendar", "abc:1");
+        assert!(k.verify_url_mac("calendar", "abc:1", &mac));
+        assert!(!k.verify_url_mac("calendar", "abc:2", &mac));
+        assert!(!k.verify_url_mac("other", "abc:1", &mac));
+        assert!(!k.verify_url_mac("calendar", "abc:1", "not base64!"));
+        let other = TokenKeys::new(
+            &SecretString::from("another-key-0123456789abcdef01234"),
+            "convene",
+            "convene-api",
+            Duration::minutes(15),
+        );
+        assert!(!other.verify_url_mac("calendar", "abc:1", &mac));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod batch;
+// Calendar URLs (issue 8).
+pub mod calendar;
 pub mod commitments;
 pub mod connection;
 pub mod groups;

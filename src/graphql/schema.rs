@@ -3,6 +3,8 @@
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
+// Calendar URLs (issue 8).
+use super::calendar::CalendarMutation;
 use super::commitments::{CommitmentMutation, CommitmentQuery};
 use super::groups::GroupQuery;
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
@@ -20,7 +22,13 @@ pub struct Query(
 
 /// Every mutation, merged from the domain modules.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, CommitmentMutation, SuggestionMutation);
+pub struct Mutation(
+    AccountMutation,
+    CommitmentMutation,
+    SuggestionMutation,
+    // Calendar URLs (issue 8).
+    CalendarMutation,
+);
 
 pub type ConveneSchema = Schema<Query, Mutation, EmptySubscription>;
 

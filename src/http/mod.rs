@@ -1,5 +1,7 @@
 //! The HTTP surface: GraphQL over HTTP, health checks, and (later) the feeds and exports.
 
+// Calendar feeds (issue 8).
+pub mod calendar;
 pub mod client_ip;
 pub mod graphiql;
 pub mod graphql;

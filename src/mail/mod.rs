@@ -6,10 +6,12 @@ mod templates;
 mod transport;
 
 pub use templates::{RenderedMail, Templates};
-pub use transport::{MailTransport, MemoryTransport, OutgoingMail};
+pub use transport::{MailAttachment, MailTransport, MemoryTransport, OutgoingMail};
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::config::{MailSettings, MailTransportKind};
 
@@ -109,6 +111,9 @@ impl Mailer {
             html: rendered.html,
             message_id: format!("<{message_key}@{host}>"),
             template: template.to_string(),
+            attachments: calendar_attachment(payload, &self.from, recipient)?
+                .into_iter()
+                .collect(),
         };
         tokio::time::timeout(self.attempt_timeout, self.transport.send(&mail))
             .await
@@ -119,6 +124,52 @@ impl Mailer {
                 )
             })?
     }
+}
+
+/// Payload keys of a mail about a meet-up: the iCalendar text to attach, and its iTIP
+/// method (`REQUEST` or `CANCEL`; `PUBLISH` too), so that calendar apps update the entry.
+pub const ICS_KEY: &str = "ics";
+pub const ICS_METHOD_KEY: &str = "ics_method";
+
+/// The `invite.ics` a payload carries, if any; a REQUEST or CANCEL is addressed from the
+/// sender (`from`) to `recipient`, as iTIP wants. A payload with `ics` and no known method
+/// cannot be sent as meant, and is an error (the row is retried, then given up).
+fn calendar_attachment(
+    payload: &serde_json::Value,
+    from: &str,
+    recipient: &str,
+) -> anyhow::Result<Option<MailAttachment>> {
+    let Some(ics) = payload.get(ICS_KEY) else {
+        return Ok(None);
+    };
+    let ics = ics
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the mail payload's {ICS_KEY} is not text"))?;
+    let method = payload
+        .get(ICS_METHOD_KEY)
+        .and_then(|m| m.as_str())
+        .and_then(crate::calendar::Method::parse)
+        .ok_or_else(|| {
+            anyhow::anyhow!("the mail payload's {ICS_METHOD_KEY} is not REQUEST, CANCEL or PUBLISH")
+        })?;
+    let ics = match method {
+        crate::calendar::Method::Publish => ics.to_string(),
+        crate::calendar::Method::Request | crate::calendar::Method::Cancel => {
+            let sender: lettre::message::Mailbox =
+                from.parse().context("mail.from is not a mailbox")?;
+            crate::calendar::addressed(
+                ics,
+                sender.name.as_deref(),
+                sender.email.as_ref(),
+                recipient,
+            )
+        }
+    };
+    Ok(Some(MailAttachment {
+        filename: "invite.ics".to_string(),
+        content_type: format!("text/calendar; charset=utf-8; method={}", method.as_str()),
+        body: ics.into_bytes(),
+    }))
 }
 
 #[cfg(test)]
@@ -150,5 +201,119 @@ mod tests {
             .await
             .unwrap_err();
         assert!(format!("{err:#}").contains("longer than 1 s"), "{err:#}");
+    }
+
+    fn mailer(transport: Arc<dyn MailTransport>) -> Mailer {
+        Mailer::new(
+            Templates::load().unwrap(),
+            transport,
+            "Convene <no-reply@localhost>",
+            "http://127.0.0.1",
+        )
+    }
+
+    fn ics_payload(method: &str) -> serde_json::Value {
+        serde_json::json!({
+            "display_name": "Ann",
+            "reset_link": "x",
+            "ics": "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:Caf\u{e9}\\, budgets\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+            "ics_method": method,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_payload_with_ics_is_sent_with_an_invite_attachment() {
+        let memory = MemoryTransport::default();
+        let mailer = mailer(Arc::new(memory.clone()));
+        mailer
+            .send(
+                "m1",
+                "ann@example.org",
+                "password_changed",
+                &ics_payload("CANCEL"),
+            )
+            .await
+            .unwrap();
+        let sent = memory.messages();
+        assert_eq!(sent.len(), 1);
+        let attachment = &sent[0].attachments[0];
+        assert_eq!(attachment.filename, "invite.ics");
+        assert_eq!(
+            attachment.content_type,
+            "text/calendar; charset=utf-8; method=CANCEL"
+        );
+        let ics = String::from_utf8(attachment.body.clone()).unwrap();
+        assert!(ics.contains("SUMMARY:Café\\, budgets"), "{ics}");
+        // Addressed from the sender to the recipient, as iTIP wants.
+        assert!(
+            ics.contains("ORGANIZER;CN=Convene:mailto:no-reply@localhost\r\n"),
+            "{ics}"
+        );
+        assert!(
+            ics.contains("ATTENDEE;RSVP=FALSE:mailto:ann@example.org\r\nEND:VEVENT"),
+            "{ics}"
+        );
+        let raw = String::from_utf8(sent[0].to_message().unwrap().formatted()).unwrap();
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(
+            raw.contains("Content-Type: text/calendar; charset=utf-8; method=CANCEL"),
+            "{raw}"
+        );
+        assert!(raw.contains("filename=\"invite.ics\""), "{raw}");
+
+        // Without `ics` the message has no attachment and stays multipart/alternative.
+        let plain = serde_json::json!({ "display_name": "Ann", "reset_link": "x" });
+        mailer
+            .send("m2", "ann@example.org", "password_changed", &plain)
+            .await
+            .unwrap();
+        let sent = memory.messages();
+        assert!(sent[1].attachments.is_empty());
+        let raw = String::from_utf8(sent[1].to_message().unwrap().formatted()).unwrap();
+        assert!(!raw.contains("multipart/mixed"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn an_ics_without_a_known_method_is_not_sent() {
+        let memory = MemoryTransport::default();
+        let mailer = mailer(Arc::new(memory.clone()));
+        for bad in [
+            ics_payload("REPLY"),
+            ics_payload(""),
+            serde_json::json!({"ics": 3, "ics_method": "REQUEST"}),
+        ] {
+            let err = mailer
+                .send("m1", "ann@example.org", "password_changed", &bad)
+                .await
+                .unwrap_err();
+            assert!(format!("{err:#}").contains("ics"), "{err:#}");
+        }
+        assert!(memory.messages().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_file_transport_writes_the_attachment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = mailer(Arc::new(transport::FileTransport::new(dir.path()).unwrap()));
+        mailer
+            .send(
+                "m1",
+                "ann@example.org",
+                "password_changed",
+                &ics_payload("REQUEST"),
+            )
+            .await
+            .unwrap();
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "eml"))
+            .expect("an .eml file");
+        let raw = std::fs::read_to_string(file).unwrap();
+        assert!(
+            raw.contains("Content-Type: text/calendar; charset=utf-8; method=REQUEST"),
+            "{raw}"
+        );
     }
 }

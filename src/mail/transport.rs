@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -23,30 +23,55 @@ pub struct OutgoingMail {
     pub html: String,
     pub message_id: String,
     pub template: String,
+    /// Files sent with the message (a meet-up's `invite.ics`); none for most mail.
+    pub attachments: Vec<MailAttachment>,
+}
+
+/// A file attached to a mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub filename: String,
+    /// Its full MIME type with parameters, e.g. `text/calendar; charset=utf-8; method=REQUEST`.
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 impl OutgoingMail {
     pub fn to_message(&self) -> anyhow::Result<Message> {
         let from: Mailbox = self.from.parse().context("mail.from is not a mailbox")?;
         let to: Mailbox = self.to.parse().context("recipient is not a mailbox")?;
+        let alternative = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(self.text.clone()),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(self.html.clone()),
+            );
+        // Without attachments the message stays a plain multipart/alternative; with them, a
+        // multipart/mixed of the two bodies and the files.
+        let body = if self.attachments.is_empty() {
+            alternative
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(alternative);
+            for a in &self.attachments {
+                let content_type = ContentType::parse(&a.content_type)
+                    .with_context(|| format!("attachment {} has a bad content type", a.filename))?;
+                mixed = mixed.singlepart(
+                    Attachment::new(a.filename.clone()).body(a.body.clone(), content_type),
+                );
+            }
+            mixed
+        };
         let mut message = Message::builder()
             .from(from)
             .to(to)
             .subject(self.subject.clone())
             .message_id(Some(self.message_id.clone()))
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(self.text.clone()),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(self.html.clone()),
-                    ),
-            )?;
+            .multipart(body)?;
         message.headers_mut().insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("X-Convene-Template"),
             self.template.clone(),

@@ -3,6 +3,8 @@
 //! `AppError`. Nothing here knows about GraphQL or HTTP.
 
 pub mod accounts;
+// Calendar feeds and secret calendar URLs (issue 8).
+pub mod calendar_feeds;
 pub mod commitments;
 pub mod groups;
 pub mod outbox;

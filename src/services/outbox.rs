@@ -12,9 +12,10 @@ use crate::error::AppResult;
 
 pub const KIND_EMAIL: &str = "email";
 
-/// Payload keys that carry a credential: a one-time token, or a link with one inside. A row
+/// Payload keys that carry a credential: a one-time token, or a link with one inside, or a
+/// meet-up's calendar attachment (`ics`, which may hold the meet-up's online link). A row
 /// keeps them only while it may still be sent; once delivered or given up they are removed.
-pub const SECRET_KEYS: &[&str] = &["token", "link"];
+pub const SECRET_KEYS: &[&str] = &["token", "link", "ics"];
 
 /// `payload` without its `SECRET_KEYS`. A payload that is not a JSON object cannot be
 /// checked, so nothing of it is kept.
@@ -160,13 +161,15 @@ mod tests {
             "token": "s3cret",
             "link": "https://convene.example/verify-email?token=s3cret",
             "hours": 48,
+            "ics": "BEGIN:VCALENDAR\r\nLOCATION:https://meet.example/s3cret\r\nEND:VCALENDAR",
+            "ics_method": "REQUEST",
         })
         .to_string();
         let redacted = redact_secrets(&payload);
         assert!(!redacted.contains("s3cret"), "{redacted}");
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&redacted).unwrap(),
-            serde_json::json!({ "display_name": "Ann", "hours": 48 })
+            serde_json::json!({ "display_name": "Ann", "hours": 48, "ics_method": "REQUEST" })
         );
         assert_eq!(redact_secrets("not json, token=s3cret"), "{}");
     }

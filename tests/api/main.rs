@@ -7,6 +7,8 @@ mod helpers;
 mod smtp_server;
 
 mod accounts;
+// Calendars (issue 8).
+mod calendar;
 mod cli;
 mod commitments;
 mod graphiql;

@@ -25,6 +25,147 @@ impl ReceivedMail {
             .iter()
             .any(|r| r.eq_ignore_ascii_case(address))
     }
+
+    /// The raw message, headers and body, as the client sent it.
+    pub fn raw(&self) -> &str {
+        &self.data
+    }
+
+    /// The message as a MIME entity.
+    pub fn mime(&self) -> MimePart {
+        MimePart::parse(&self.data)
+    }
+}
+
+/// One MIME entity of a received message: enough of RFC 2045/2046 for lettre's output.
+#[derive(Debug, Clone)]
+pub struct MimePart {
+    /// Header fields in order, folded lines joined.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent (still transfer-encoded).
+    pub body: String,
+}
+
+impl MimePart {
+    pub fn parse(raw: &str) -> MimePart {
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, value)) = headers.last_mut() {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                }
+            } else if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+        }
+        MimePart {
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    /// The first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn content_type(&self) -> String {
+        self.header("Content-Type")
+            .unwrap_or("text/plain")
+            .to_ascii_lowercase()
+    }
+
+    /// The parts of a multipart entity (none for a single part).
+    pub fn parts(&self) -> Vec<MimePart> {
+        let Some(content_type) = self.header("Content-Type") else {
+            return Vec::new();
+        };
+        let Some(boundary) = content_type
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("boundary="))
+            .map(|b| b.trim_matches('"'))
+        else {
+            return Vec::new();
+        };
+        let delimiter = format!("--{boundary}");
+        let mut parts = Vec::new();
+        for piece in self.body.split(delimiter.as_str()).skip(1) {
+            if piece.starts_with("--") {
+                break;
+            }
+            let piece = piece.strip_prefix("\r\n").unwrap_or(piece);
+            let piece = piece.strip_suffix("\r\n").unwrap_or(piece);
+            parts.push(MimePart::parse(piece));
+        }
+        parts
+    }
+
+    /// This entity and every entity nested in it, depth first.
+    pub fn all(&self) -> Vec<MimePart> {
+        let mut out = vec![self.clone()];
+        for p in self.parts() {
+            out.extend(p.all());
+        }
+        out
+    }
+
+    /// The first entity (this one or nested) whose media type is `media_type`.
+    pub fn find(&self, media_type: &str) -> Option<MimePart> {
+        self.all().into_iter().find(|p| {
+            p.content_type()
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim() == media_type)
+        })
+    }
+
+    /// The body with its Content-Transfer-Encoding undone, as UTF-8.
+    pub fn decoded(&self) -> String {
+        let encoding = self
+            .header("Content-Transfer-Encoding")
+            .unwrap_or("7bit")
+            .to_ascii_lowercase();
+        let bytes = match encoding.as_str() {
+            "7bit" | "8bit" | "binary" => self.body.clone().into_bytes(),
+            "base64" => {
+                use base64::Engine;
+                let compact: String = self.body.split_whitespace().collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .expect("valid base64 body")
+            }
+            "quoted-printable" => {
+                let joined = self.body.replace("=\r\n", "");
+                let raw = joined.as_bytes();
+                let mut out = Vec::with_capacity(raw.len());
+                let mut i = 0;
+                while i < raw.len() {
+                    let escaped = (raw[i] == b'=')
+                        .then(|| joined.get(i + 1..i + 3))
+                        .flatten()
+                        .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                    match escaped {
+                        Some(byte) => {
+                            out.push(byte);
+                            i += 3;
+                        }
+                        None => {
+                            out.push(raw[i]);
+                            i += 1;
+                        }
+                    }
+                }
+                out
+            }
+            other => panic!("unexpected Content-Transfer-Encoding {other}"),
+        };
+        String::from_utf8(bytes).expect("a UTF-8 body")
+    }
 }
 
 #[derive(Default)]
