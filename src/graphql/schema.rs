@@ -4,7 +4,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
 use super::commitments::{CommitmentMutation, CommitmentQuery};
-use super::groups::GroupQuery;
+use super::groups::{GroupMutation, GroupQuery};
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
@@ -20,7 +20,13 @@ pub struct Query(
 
 /// Every mutation, merged from the domain modules.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, CommitmentMutation, SuggestionMutation);
+pub struct Mutation(
+    AccountMutation,
+    CommitmentMutation,
+    SuggestionMutation,
+    // Working groups and meet-ups.
+    GroupMutation,
+);
 
 pub type ConveneSchema = Schema<Query, Mutation, EmptySubscription>;
 
