@@ -10,6 +10,8 @@ mod accounts;
 mod cli;
 mod commitments;
 mod graphiql;
+// Working groups and meet-ups.
+mod groups;
 mod hostile;
 mod http;
 mod mail;
