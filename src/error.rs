@@ -13,10 +13,21 @@ pub enum AppError {
     Unauthenticated(String),
     Forbidden(String),
     NotFound(&'static str),
-    BadInput { field: String, message: String },
+    BadInput {
+        field: String,
+        message: String,
+    },
     Conflict(String),
+    /// A conflict with existing data caused by one input field (a taken slug): `CONFLICT`
+    /// with `extensions.field`.
+    ConflictOn {
+        field: String,
+        message: String,
+    },
     EmailNotVerified,
-    RateLimited { retry_after_seconds: i64 },
+    RateLimited {
+        retry_after_seconds: i64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -41,7 +52,9 @@ impl AppError {
                 m.clone()
             }
             AppError::NotFound(what) => format!("{what} not found"),
-            AppError::BadInput { message, .. } => message.clone(),
+            AppError::BadInput { message, .. } | AppError::ConflictOn { message, .. } => {
+                message.clone()
+            }
             AppError::EmailNotVerified => "verify your email address first".into(),
             AppError::RateLimited {
                 retry_after_seconds,
@@ -56,7 +69,7 @@ impl AppError {
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadInput { .. } => "BAD_USER_INPUT",
-            AppError::Conflict(_) => "CONFLICT",
+            AppError::Conflict(_) | AppError::ConflictOn { .. } => "CONFLICT",
             AppError::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             AppError::RateLimited { .. } => "RATE_LIMITED",
             AppError::Internal(_) => "INTERNAL",
@@ -81,7 +94,9 @@ impl ErrorExtensions for AppError {
         async_graphql::Error::new(self.message()).extend_with(|_, e| {
             e.set("code", self.code());
             match self {
-                AppError::BadInput { field, .. } => e.set("field", field.as_str()),
+                AppError::BadInput { field, .. } | AppError::ConflictOn { field, .. } => {
+                    e.set("field", field.as_str())
+                }
                 AppError::RateLimited {
                     retry_after_seconds,
                 } => e.set("retryAfterSeconds", *retry_after_seconds),

@@ -3,10 +3,12 @@
 
 mod email;
 mod markdown;
+mod slug;
 mod text;
 
 pub use email::Email;
 pub use markdown::{Markdown, MarkdownBody, Reference, Title};
+pub use slug::Slug;
 pub use text::{Bio, DisplayName, Organisation, Password};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,6 +11,31 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::working_group::Entity",
+        from = "Column::WorkingGroupId",
+        to = "super::working_group::Column::Id"
+    )]
+    WorkingGroup,
+    #[sea_orm(
+        belongs_to = "super::commitment::Entity",
+        from = "Column::CommitmentId",
+        to = "super::commitment::Column::Id"
+    )]
+    Commitment,
+}
+
+impl Related<super::working_group::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::WorkingGroup.def()
+    }
+}
+
+impl Related<super::commitment::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Commitment.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -4,7 +4,8 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::connection::connection;
-use super::loaders::{MilestonesOf, ViewerFollowsCommitment};
+use super::groups::WorkingGroup;
+use super::loaders::{GroupsOfCommitment, MilestonesOf, ViewerFollowsCommitment};
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{
     suggestion_connection, SuggestionConnection, SuggestionFilter, SuggestionOrder,
@@ -108,6 +109,15 @@ impl Commitment {
             .load_one(ViewerFollowsCommitment(self.0.id))
             .await?
             .unwrap_or(false))
+    }
+    /// The working groups linked to this commitment, by name (private groups too: their
+    /// name, kind and description are public).
+    async fn working_groups(&self, c: &Context<'_>) -> async_graphql::Result<Vec<WorkingGroup>> {
+        let found = loader(c)?
+            .load_one(GroupsOfCommitment(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(found.into_iter().map(WorkingGroup).collect())
     }
     /// When the commitment was added.
     async fn created_at(&self) -> DateTime<Utc> {

@@ -14,6 +14,7 @@ use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
     suggestion_revision, support, user, working_group,
 };
+use crate::entities::{membership, working_group_commitment};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -61,6 +62,9 @@ key!(ViewerFollowsSuggestion);
 key!(ViewerFollowsCommitment);
 // Working groups and meet-ups.
 key!(GroupKey);
+key!(CommitmentsOfGroup);
+key!(GroupsOfCommitment);
+key!(ViewerMembership);
 
 fn ids<K: Copy>(keys: &[K], f: impl Fn(K) -> Uuid) -> Vec<Uuid> {
     keys.iter().map(|k| f(*k)).collect()
@@ -212,5 +216,87 @@ impl Loader<RevisionsOf> for Loaders {
             out.entry(RevisionsOf(r.suggestion_id)).or_default().push(r);
         }
         Ok(out)
+    }
+}
+
+// ---- Working groups: linked commitments, the viewer's membership, first pages of members.
+
+impl Loader<CommitmentsOfGroup> for Loaders {
+    type Value = Vec<commitment::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[CommitmentsOfGroup],
+    ) -> Result<HashMap<CommitmentsOfGroup, Vec<commitment::Model>>, LoadError> {
+        let rows = working_group_commitment::Entity::find()
+            .filter(working_group_commitment::Column::WorkingGroupId.is_in(ids(keys, |k| k.0)))
+            .find_also_related(commitment::Entity)
+            .order_by_asc(commitment::Column::Reference)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<CommitmentsOfGroup, Vec<commitment::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (link, c) in rows {
+            if let Some(c) = c {
+                out.entry(CommitmentsOfGroup(link.working_group_id))
+                    .or_default()
+                    .push(c);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<GroupsOfCommitment> for Loaders {
+    type Value = Vec<working_group::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[GroupsOfCommitment],
+    ) -> Result<HashMap<GroupsOfCommitment, Vec<working_group::Model>>, LoadError> {
+        let rows = working_group_commitment::Entity::find()
+            .filter(working_group_commitment::Column::CommitmentId.is_in(ids(keys, |k| k.0)))
+            .find_also_related(working_group::Entity)
+            .order_by_asc(working_group::Column::Name)
+            .order_by_asc(working_group::Column::Id)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<GroupsOfCommitment, Vec<working_group::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (link, g) in rows {
+            if let Some(g) = g {
+                out.entry(GroupsOfCommitment(link.commitment_id))
+                    .or_default()
+                    .push(g);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The viewer's membership of each group, whatever its status; none when anonymous (and
+/// then no statement).
+impl Loader<ViewerMembership> for Loaders {
+    type Value = membership::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerMembership],
+    ) -> Result<HashMap<ViewerMembership, membership::Model>, LoadError> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let rows = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(viewer))
+            .filter(membership::Column::WorkingGroupId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (ViewerMembership(r.working_group_id), r))
+            .collect())
     }
 }

@@ -3,10 +3,9 @@
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
-// Calendar URLs (issue 8).
 use super::calendar::CalendarMutation;
 use super::commitments::{CommitmentMutation, CommitmentQuery};
-use super::groups::GroupQuery;
+use super::groups::{GroupMutation, GroupQuery};
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
@@ -26,7 +25,8 @@ pub struct Mutation(
     AccountMutation,
     CommitmentMutation,
     SuggestionMutation,
-    // Calendar URLs (issue 8).
+    // Working groups, meet-ups and their calendars.
+    GroupMutation,
     CalendarMutation,
 );
 

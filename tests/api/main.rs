@@ -12,6 +12,8 @@ mod calendar;
 mod cli;
 mod commitments;
 mod graphiql;
+// Working groups and meet-ups.
+mod groups;
 mod hostile;
 mod http;
 mod mail;
