@@ -12,6 +12,7 @@ use super::{ctx, loader};
 use crate::entities::membership::{self, Role as DbMemberRole, Status as DbMemberStatus};
 use crate::entities::working_group::Visibility as DbVisibility;
 use crate::entities::working_group::{self, JoinPolicy as DbJoinPolicy, Kind as DbKind};
+use crate::services::calendar_feeds;
 use crate::services::groups::{self as service, GroupChanges, GroupFilter, NewGroup};
 use crate::services::page::PageRequest;
 
@@ -186,6 +187,21 @@ impl WorkingGroup {
             .load_one(ViewerMembership(self.0.id))
             .await?
             .map(Membership))
+    }
+    /// The viewer's calendar feed of the group's meet-ups (`text/calendar`). A public
+    /// group's feed is one URL for everyone; a private group's is a secret URL per member,
+    /// null for anyone else, and `rotateCalendarUrl` replaces it.
+    async fn calendar_url(&self, c: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let (services, _) = ctx(c)?;
+        let membership = match self.0.visibility {
+            DbVisibility::Public => None,
+            DbVisibility::Private => loader(c)?.load_one(ViewerMembership(self.0.id)).await?,
+        };
+        Ok(calendar_feeds::group_feed_url(
+            services,
+            &self.0,
+            membership.as_ref(),
+        ))
     }
     /// When the group was created.
     async fn created_at(&self) -> DateTime<Utc> {
