@@ -14,6 +14,8 @@ use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
     suggestion_revision, support, user, working_group,
 };
+// Meet-ups.
+use crate::entities::{meetup, meetup_outcome, membership};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -212,5 +214,81 @@ impl Loader<RevisionsOf> for Loaders {
             out.entry(RevisionsOf(r.suggestion_id)).or_default().push(r);
         }
         Ok(out)
+    }
+}
+
+// ---- Meet-ups -------------------------------------------------------------------------
+key!(MeetupKey);
+// The viewer's RSVP to a meet-up, with the waitlist position.
+key!(ViewerRsvp);
+// A meet-up's published outcome, by meet-up id.
+key!(OutcomeOf);
+key!(MeetupOutcomeKey);
+// The viewer's membership row (any status) in a group, by group id.
+key!(ViewerGroupMembership);
+
+by_id!(MeetupKey, meetup);
+by_id!(MeetupOutcomeKey, meetup_outcome);
+
+impl Loader<ViewerRsvp> for Loaders {
+    type Value = crate::services::meetups::RsvpView;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerRsvp],
+    ) -> Result<HashMap<ViewerRsvp, crate::services::meetups::RsvpView>, LoadError> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let found =
+            crate::services::meetups::viewer_rsvps(&self.ctx.db, viewer, &ids(keys, |k| k.0))
+                .await
+                .map_err(|e| match e {
+                    AppError::Internal(e) => err(sea_orm::DbErr::Custom(format!("{e:#}"))),
+                    other => err(sea_orm::DbErr::Custom(other.message())),
+                })?;
+        Ok(found
+            .into_iter()
+            .map(|r| (ViewerRsvp(r.row.meetup_id), r))
+            .collect())
+    }
+}
+
+impl Loader<OutcomeOf> for Loaders {
+    type Value = meetup_outcome::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[OutcomeOf],
+    ) -> Result<HashMap<OutcomeOf, meetup_outcome::Model>, LoadError> {
+        let rows = meetup_outcome::Entity::find()
+            .filter(meetup_outcome::Column::MeetupId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows.into_iter().map(|r| (OutcomeOf(r.meetup_id), r)).collect())
+    }
+}
+
+impl Loader<ViewerGroupMembership> for Loaders {
+    type Value = membership::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerGroupMembership],
+    ) -> Result<HashMap<ViewerGroupMembership, membership::Model>, LoadError> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let rows = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(viewer))
+            .filter(membership::Column::WorkingGroupId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (ViewerGroupMembership(r.working_group_id), r))
+            .collect())
     }
 }

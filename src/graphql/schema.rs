@@ -5,6 +5,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use super::accounts::{AccountMutation, AccountQuery};
 use super::commitments::{CommitmentMutation, CommitmentQuery};
 use super::groups::GroupQuery;
+use super::meetups::{MeetupMutation, MeetupQuery};
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
@@ -16,11 +17,18 @@ pub struct Query(
     SuggestionQuery,
     // Working groups and meet-ups.
     GroupQuery,
+    MeetupQuery,
 );
 
 /// Every mutation, merged from the domain modules.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, CommitmentMutation, SuggestionMutation);
+pub struct Mutation(
+    AccountMutation,
+    CommitmentMutation,
+    SuggestionMutation,
+    // Working groups and meet-ups.
+    MeetupMutation,
+);
 
 pub type ConveneSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod commitments;
 pub mod groups;
+pub mod meetups;
 pub mod outbox;
 pub mod page;
 pub mod seed;
