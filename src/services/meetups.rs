@@ -632,7 +632,7 @@ async fn promote(
         .await?;
         outbox::enqueue_notification(
             tx,
-            &format!("meetup-promoted:{}:{}:{event}", m.id, r.user_id),
+            &format!("notify:meetup-promoted:{}:{}:{event}", m.id, r.user_id),
             r.user_id,
             "meetup_promoted",
             event_payload(ctx, m),

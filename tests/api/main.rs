@@ -11,6 +11,7 @@ mod cli;
 mod commitments;
 mod graphiql;
 mod hostile;
+mod meetups;
 mod http;
 mod mail;
 mod migrations;
