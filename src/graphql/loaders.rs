@@ -266,7 +266,10 @@ impl Loader<OutcomeOf> for Loaders {
             .all(&self.ctx.db)
             .await
             .map_err(err)?;
-        Ok(rows.into_iter().map(|r| (OutcomeOf(r.meetup_id), r)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (OutcomeOf(r.meetup_id), r))
+            .collect())
     }
 }
 

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::connection::connection;
 use super::groups::WorkingGroup;
-use super::loaders::{
-    GroupKey, MeetupKey, OutcomeOf, ViewerGroupMembership, ViewerRsvp,
-};
+use super::loaders::{GroupKey, MeetupKey, OutcomeOf, ViewerGroupMembership, ViewerRsvp};
 use super::scalars::{parse_id, to_id};
 use super::{ctx, loader};
 use crate::entities::meetup::{self, Status as DbStatus};

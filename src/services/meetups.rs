@@ -27,7 +27,7 @@ use crate::domain::{DomainError, Title};
 use crate::entities::meetup::{self, Status};
 use crate::entities::rsvp::{self, Status as RsvpStatus};
 use crate::entities::{
-    membership, meetup_outcome, outcome, user, working_group, working_group_commitment,
+    meetup_outcome, membership, outcome, user, working_group, working_group_commitment,
 };
 use crate::error::{AppError, AppResult};
 
@@ -124,7 +124,9 @@ fn parse_online_url(raw: Option<&str>) -> Result<Option<String>, DomainError> {
         return Ok(None);
     };
     if s.len() > URL_MAX {
-        return Err(DomainError(format!("a link is at most {URL_MAX} characters")));
+        return Err(DomainError(format!(
+            "a link is at most {URL_MAX} characters"
+        )));
     }
     let url = url::Url::parse(s).map_err(|_| DomainError("not a valid URL".to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -283,7 +285,10 @@ fn event_payload(ctx: &Ctx, m: &meetup::Model) -> serde_json::Value {
     })
 }
 
-async fn group_of<C: ConnectionTrait>(conn: &C, m: &meetup::Model) -> AppResult<working_group::Model> {
+async fn group_of<C: ConnectionTrait>(
+    conn: &C,
+    m: &meetup::Model,
+) -> AppResult<working_group::Model> {
     working_group::Entity::find_by_id(m.working_group_id)
         .one(conn)
         .await?
@@ -326,7 +331,12 @@ async fn person<C: ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<(String, St
     found.ok_or(AppError::NotFound("user"))
 }
 
-async fn bump(tx: &DatabaseTransaction, id: Uuid, col: meetup::Column, delta: i32) -> AppResult<()> {
+async fn bump(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    col: meetup::Column,
+    delta: i32,
+) -> AppResult<()> {
     toggle::bump::<meetup::Entity, _, _>(tx, meetup::Column::Id, id, col, delta).await
 }
 
@@ -493,9 +503,8 @@ pub async fn update(
     let time_changed = new.starts_at != old.starts_at
         || new.ends_at != old.ends_at
         || new.time_zone != old.time_zone;
-    let place_changed = new.venue != old.venue
-        || new.address != old.address
-        || new.online_url != old.online_url;
+    let place_changed =
+        new.venue != old.venue || new.address != old.address || new.online_url != old.online_url;
     if time_changed {
         check_times(new.starts_at, new.ends_at)?;
         if new.starts_at != old.starts_at && new.starts_at <= at {
@@ -517,10 +526,8 @@ pub async fn update(
             ));
         }
     }
-    let calendar_changed = time_changed
-        || place_changed
-        || new.title != old.title
-        || new.agenda != old.agenda;
+    let calendar_changed =
+        time_changed || place_changed || new.title != old.title || new.agenda != old.agenda;
     if new == old {
         return Ok(old);
     }
@@ -531,13 +538,19 @@ pub async fn update(
     let mut write = meetup::Entity::update_many()
         .col_expr(meetup::Column::Title, Expr::value(new.title.clone()))
         .col_expr(meetup::Column::Agenda, Expr::value(new.agenda.clone()))
-        .col_expr(meetup::Column::AgendaHtml, Expr::value(new.agenda_html.clone()))
+        .col_expr(
+            meetup::Column::AgendaHtml,
+            Expr::value(new.agenda_html.clone()),
+        )
         .col_expr(meetup::Column::StartsAt, Expr::value(new.starts_at))
         .col_expr(meetup::Column::EndsAt, Expr::value(new.ends_at))
         .col_expr(meetup::Column::TimeZone, Expr::value(new.time_zone.clone()))
         .col_expr(meetup::Column::Venue, Expr::value(new.venue.clone()))
         .col_expr(meetup::Column::Address, Expr::value(new.address.clone()))
-        .col_expr(meetup::Column::OnlineUrl, Expr::value(new.online_url.clone()))
+        .col_expr(
+            meetup::Column::OnlineUrl,
+            Expr::value(new.online_url.clone()),
+        )
         .col_expr(meetup::Column::Capacity, Expr::value(new.capacity))
         .col_expr(meetup::Column::Sequence, Expr::value(new.sequence))
         .col_expr(meetup::Column::UpdatedAt, Expr::value(new.updated_at));
@@ -789,7 +802,10 @@ pub async fn rsvp(
                 p["position"] = json!(m.waitlist_count + 1);
                 outbox::enqueue_mail(
                     &tx,
-                    &format!("meetup-waitlisted:{id}:{}:{}", actor.id, m.next_waitlist_seq),
+                    &format!(
+                        "meetup-waitlisted:{id}:{}:{}",
+                        actor.id, m.next_waitlist_seq
+                    ),
                     &email,
                     "meetup_waitlisted",
                     p,
@@ -815,8 +831,14 @@ pub async fn rsvp(
     Ok((RsvpView { row, position }, updated))
 }
 
-async fn waitlist_position<C: ConnectionTrait>(conn: &C, r: &rsvp::Model) -> AppResult<Option<i64>> {
-    let Some(seq) = r.waitlist_seq.filter(|_| r.status == RsvpStatus::Waitlisted) else {
+async fn waitlist_position<C: ConnectionTrait>(
+    conn: &C,
+    r: &rsvp::Model,
+) -> AppResult<Option<i64>> {
+    let Some(seq) = r
+        .waitlist_seq
+        .filter(|_| r.status == RsvpStatus::Waitlisted)
+    else {
         return Ok(None);
     };
     let ahead = rsvp::Entity::find()
@@ -851,7 +873,10 @@ pub async fn viewer_rsvps<C: ConnectionTrait>(
         let mine = Query::select()
             .column(rsvp::Column::WaitlistSeq)
             .from_as(rsvp::Entity, MINE)
-            .and_where(Expr::col((MINE, rsvp::Column::MeetupId)).equals((rsvp::Entity, rsvp::Column::MeetupId)))
+            .and_where(
+                Expr::col((MINE, rsvp::Column::MeetupId))
+                    .equals((rsvp::Entity, rsvp::Column::MeetupId)),
+            )
             .and_where(Expr::col((MINE, rsvp::Column::UserId)).eq(viewer))
             .to_owned();
         let counted: Vec<(Uuid, i64)> = rsvp::Entity::find()
@@ -860,10 +885,12 @@ pub async fn viewer_rsvps<C: ConnectionTrait>(
             .expr(Expr::col((rsvp::Entity, rsvp::Column::UserId)).count())
             .filter(rsvp::Column::MeetupId.is_in(waiting))
             .filter(rsvp::Column::Status.eq(RsvpStatus::Waitlisted))
-            .filter(Expr::col((rsvp::Entity, rsvp::Column::WaitlistSeq)).lte(Expr::SubQuery(
-                None,
-                Box::new(mine.into_sub_query_statement()),
-            )))
+            .filter(
+                Expr::col((rsvp::Entity, rsvp::Column::WaitlistSeq)).lte(Expr::SubQuery(
+                    None,
+                    Box::new(mine.into_sub_query_statement()),
+                )),
+            )
             .group_by(rsvp::Column::MeetupId)
             .into_tuple()
             .all(conn)
@@ -904,7 +931,10 @@ pub async fn publish_outcomes(
     for d in &input.decisions {
         let d = d.trim();
         if d.is_empty() {
-            return Err(AppError::bad_input("decisions", "a decision cannot be empty"));
+            return Err(AppError::bad_input(
+                "decisions",
+                "a decision cannot be empty",
+            ));
         }
         if d.chars().count() > DECISION_MAX_CHARS {
             return Err(AppError::bad_input(
@@ -1024,9 +1054,7 @@ fn filtered(actor: Option<&Actor>, filter: &Filter) -> Select<meetup::Entity> {
             .column(rsvp::Column::MeetupId)
             .from(rsvp::Entity)
             .and_where(rsvp::Column::UserId.eq(viewer))
-            .and_where(
-                rsvp::Column::Status.is_in([RsvpStatus::Going, RsvpStatus::Waitlisted]),
-            )
+            .and_where(rsvp::Column::Status.is_in([RsvpStatus::Going, RsvpStatus::Waitlisted]))
             .to_owned();
         q = q.filter(meetup::Column::Id.in_subquery(mine));
     }

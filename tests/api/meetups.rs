@@ -139,7 +139,9 @@ async fn stage_with(
     configure: impl FnOnce(&mut convene::config::Settings),
 ) -> Stage {
     let app = spawn_app_with(configure).await;
-    let organiser = app.verified_user("olga@example.org", "Olga Organiser").await;
+    let organiser = app
+        .verified_user("olga@example.org", "Olga Organiser")
+        .await;
     let group = insert_group(&app.db, "data-users", visibility).await;
     add_member(
         &app.db,
@@ -179,7 +181,11 @@ impl Stage {
     async fn schedule(&self, input: Value) -> String {
         let r = self
             .app
-            .gql(Some(&self.organiser.access), SCHEDULE, json!({ "i": input }))
+            .gql(
+                Some(&self.organiser.access),
+                SCHEDULE,
+                json!({ "i": input }),
+            )
             .await;
         r["data"]["scheduleMeetup"]["meetup"]["id"]
             .as_str()
@@ -257,7 +263,10 @@ async fn organisers_schedule_meetups_and_bad_input_names_the_field() {
     assert_eq!(m["onlineUrl"], "https://meet.example.org/forum");
     assert_eq!(m["workingGroup"]["name"], "Group data-users");
     let html = m["agendaHtml"].as_str().unwrap();
-    assert!(html.contains("<em>Welcome</em>") && !html.contains("<script"), "{html}");
+    assert!(
+        html.contains("<em>Welcome</em>") && !html.contains("<script"),
+        "{html}"
+    );
     // The members hear of it through one notification event for the group.
     assert_eq!(
         count(
@@ -494,7 +503,8 @@ async fn seats_fill_then_the_waitlist_and_a_withdrawal_promotes_the_first_waitin
         json!({"goingCount": 2, "waitlistCount": 2})
     );
     app.wait_for_mail("ann@example.org", "meetup_rsvp").await;
-    app.wait_for_mail("cat@example.org", "meetup_waitlisted").await;
+    app.wait_for_mail("cat@example.org", "meetup_waitlisted")
+        .await;
     let going_mail = &outbox_payloads(app, "ann@example.org", "meetup_rsvp").await[0];
     assert_eq!(going_mail["ics_method"], "REQUEST");
     assert!(going_mail["ics"].is_string());
@@ -519,8 +529,14 @@ async fn seats_fill_then_the_waitlist_and_a_withdrawal_promotes_the_first_waitin
         s.meetup(Some(&dan), &id).await["viewerRsvp"],
         json!({"status": "WAITLISTED", "waitlistPosition": 1})
     );
-    let promoted = app.wait_for_mail("cat@example.org", "meetup_promoted").await;
-    assert!(promoted.text.contains("Data users' forum"), "{}", promoted.text);
+    let promoted = app
+        .wait_for_mail("cat@example.org", "meetup_promoted")
+        .await;
+    assert!(
+        promoted.text.contains("Data users' forum"),
+        "{}",
+        promoted.text
+    );
     assert!(promoted.text.contains(&format!("/meetups/{id}")));
     assert_eq!(
         count(
@@ -581,10 +597,7 @@ async fn raising_the_capacity_promotes_in_order_and_lowering_it_below_those_goin
             json!({"i": {"id": id, "capacity": 4}}),
         )
         .await;
-    assert_eq!(
-        r["data"]["updateMeetup"]["meetup"]["goingCount"], 4,
-        "{r}"
-    );
+    assert_eq!(r["data"]["updateMeetup"]["meetup"]["goingCount"], 4, "{r}");
     assert_eq!(r["data"]["updateMeetup"]["meetup"]["waitlistCount"], 1);
     let view = |who: usize| s.meetup(Some(&people[who].2), &id);
     assert_eq!(view(2).await["viewerRsvp"]["status"], "GOING");
@@ -593,8 +606,10 @@ async fn raising_the_capacity_promotes_in_order_and_lowering_it_below_those_goin
         view(4).await["viewerRsvp"],
         json!({"status": "WAITLISTED", "waitlistPosition": 1})
     );
-    app.wait_for_mail("cat@example.org", "meetup_promoted").await;
-    app.wait_for_mail("dan@example.org", "meetup_promoted").await;
+    app.wait_for_mail("cat@example.org", "meetup_promoted")
+        .await;
+    app.wait_for_mail("dan@example.org", "meetup_promoted")
+        .await;
     app.settle().await;
     assert!(app
         .mails_to("eve@example.org")
@@ -826,9 +841,7 @@ async fn outcomes_are_published_after_the_end_and_join_the_linked_commitments_re
         .await
         .to_string();
     let upcoming = s.schedule(meetup_input(s.group)).await;
-    let input = |id: &str, decisions: Value| {
-        json!({"i": {"meetupId": id, "summary": "We met. **Much** was said.", "decisions": decisions}})
-    };
+    let input = |id: &str, decisions: Value| json!({"i": {"meetupId": id, "summary": "We met. **Much** was said.", "decisions": decisions}});
     let r = app
         .gql(
             Some(&s.organiser.access),
@@ -852,7 +865,10 @@ async fn outcomes_are_published_after_the_end_and_join_the_linked_commitments_re
         .gql(
             Some(&s.organiser.access),
             PUBLISH,
-            input(&ended, json!(["Publish the register weekly", "Meet again in June"])),
+            input(
+                &ended,
+                json!(["Publish the register weekly", "Meet again in June"]),
+            ),
         )
         .await;
     let p = &r["data"]["publishMeetupOutcomes"];
@@ -993,7 +1009,9 @@ async fn lists_filter_by_group_upcoming_and_attendance() {
         .await;
     assert_eq!(titles(&r), ["Later", "Elsewhere"]);
     assert_eq!(r["data"]["meetups"]["totalCount"], 2);
-    let r = app.gql(None, q, json!({"f": {"attendingOnly": true}})).await;
+    let r = app
+        .gql(None, q, json!({"f": {"attendingOnly": true}}))
+        .await;
     assert!(titles(&r).is_empty());
     let _ = (past, soon);
 }
@@ -1092,8 +1110,9 @@ async fn crowd(app: &TestApp, n: i32) -> Vec<Session> {
     let mut sessions = Vec::new();
     let numbers: Vec<i32> = (0..n).collect();
     for chunk in numbers.chunks(20) {
-        sessions
-            .extend(futures::future::join_all(chunk.iter().map(|i| app.verified_user_quick(i))).await);
+        sessions.extend(
+            futures::future::join_all(chunk.iter().map(|i| app.verified_user_quick(i))).await,
+        );
     }
     sessions
 }
@@ -1119,8 +1138,7 @@ async fn a_hundred_rsvps_at_once_fill_ten_seats_and_queue_ninety_without_gaps() 
     input["capacity"] = json!(10);
     let id = s.schedule(input).await;
     let people = crowd(app, 100).await;
-    let answers =
-        futures::future::join_all(people.iter().map(|p| s.rsvp(p, &id, true))).await;
+    let answers = futures::future::join_all(people.iter().map(|p| s.rsvp(p, &id, true))).await;
     for r in &answers {
         assert!(r["errors"].is_null(), "{r}");
     }
@@ -1135,7 +1153,10 @@ async fn a_hundred_rsvps_at_once_fill_ten_seats_and_queue_ninety_without_gaps() 
     waiting.sort_unstable();
     assert_eq!(waiting, (1..=90).collect::<Vec<_>>());
     let m = s.meetup(None, &id).await;
-    assert_eq!((m["goingCount"].clone(), m["waitlistCount"].clone()), (json!(10), json!(90)));
+    assert_eq!(
+        (m["goingCount"].clone(), m["waitlistCount"].clone()),
+        (json!(10), json!(90))
+    );
     assert_eq!(
         count(&app.db, "SELECT COUNT(*) FROM rsvps WHERE status = 'GOING'").await,
         10
@@ -1181,7 +1202,11 @@ async fn five_concurrent_withdrawals_promote_the_first_five_waiting_in_order() {
                 assert_eq!(now.0, "GOING", "position {p} is promoted")
             }
             (_, Some(p)) => {
-                assert_eq!(now, &("WAITLISTED".to_string(), Some(p - 5)), "position {p}")
+                assert_eq!(
+                    now,
+                    &("WAITLISTED".to_string(), Some(p - 5)),
+                    "position {p}"
+                )
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -1281,5 +1306,8 @@ async fn a_group_page_costs_the_same_statements_for_2_and_20_meetups() {
         assert!(nodes[1]["onlineUrl"].is_null());
         costs.push(cost);
     }
-    assert_eq!(costs[0], costs[1], "statements for 2 and 20 meet-ups: {costs:?}");
+    assert_eq!(
+        costs[0], costs[1],
+        "statements for 2 and 20 meet-ups: {costs:?}"
+    );
 }
