@@ -132,6 +132,20 @@ pub struct JobSettings {
     pub backoff_max_secs: u64,
     pub lease_secs: i64,
     pub trending_refresh_secs: u64,
+    /// How often each instance looks for meet-ups to remind people of.
+    #[serde(default = "default_reminder_interval")]
+    pub reminder_interval_secs: u64,
+    /// How long before a meet-up starts its reminder goes out.
+    #[serde(default = "default_reminder_hours")]
+    pub reminder_hours: i64,
+}
+
+fn default_reminder_interval() -> u64 {
+    60
+}
+
+fn default_reminder_hours() -> i64 {
+    24
 }
 
 #[derive(Debug, Clone, Deserialize)]

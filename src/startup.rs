@@ -175,6 +175,13 @@ impl Application {
                 every,
                 cancel.child_token(),
             )),
+            // Meet-up reminders.
+            tokio::spawn(crate::jobs::reminders::run(
+                self.state.services.clone(),
+                Duration::from_secs(self.state.settings.jobs.reminder_interval_secs.max(1)),
+                self.state.settings.jobs.reminder_hours,
+                cancel.child_token(),
+            )),
         ]
     }
 

@@ -207,6 +207,20 @@ impl WorkingGroup {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// The group's meet-ups; null for those who cannot see inside a private group.
+    async fn meetups(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
+        after: Option<String>,
+        #[graphql(
+            desc = "true: only those not yet ended, soonest first; otherwise all, newest start first."
+        )]
+        upcoming: Option<bool>,
+    ) -> async_graphql::Result<Option<super::meetups::MeetupConnection>> {
+        super::meetups::group_meetups(c, &self.0, first, after, upcoming).await
+    }
 }
 
 #[derive(Default)]

@@ -14,7 +14,7 @@ use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
     suggestion_revision, support, user, working_group,
 };
-use crate::entities::{membership, working_group_commitment};
+use crate::entities::{meetup, meetup_outcome, membership, working_group_commitment};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -273,6 +273,60 @@ impl Loader<GroupsOfCommitment> for Loaders {
             }
         }
         Ok(out)
+    }
+}
+
+// ---- Meet-ups -------------------------------------------------------------------------
+key!(MeetupKey);
+// The viewer's RSVP to a meet-up, with the waitlist position.
+key!(ViewerRsvp);
+// A meet-up's published outcome, by meet-up id.
+key!(OutcomeOf);
+key!(MeetupOutcomeKey);
+
+by_id!(MeetupKey, meetup);
+by_id!(MeetupOutcomeKey, meetup_outcome);
+
+impl Loader<ViewerRsvp> for Loaders {
+    type Value = crate::services::meetups::RsvpView;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerRsvp],
+    ) -> Result<HashMap<ViewerRsvp, crate::services::meetups::RsvpView>, LoadError> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let found =
+            crate::services::meetups::viewer_rsvps(&self.ctx.db, viewer, &ids(keys, |k| k.0))
+                .await
+                .map_err(|e| match e {
+                    AppError::Internal(e) => err(sea_orm::DbErr::Custom(format!("{e:#}"))),
+                    other => err(sea_orm::DbErr::Custom(other.message())),
+                })?;
+        Ok(found
+            .into_iter()
+            .map(|r| (ViewerRsvp(r.row.meetup_id), r))
+            .collect())
+    }
+}
+
+impl Loader<OutcomeOf> for Loaders {
+    type Value = meetup_outcome::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[OutcomeOf],
+    ) -> Result<HashMap<OutcomeOf, meetup_outcome::Model>, LoadError> {
+        let rows = meetup_outcome::Entity::find()
+            .filter(meetup_outcome::Column::MeetupId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (OutcomeOf(r.meetup_id), r))
+            .collect())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod groups;
 pub mod limits;
 pub mod loaders;
+pub mod meetups;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;

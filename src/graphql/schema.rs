@@ -6,6 +6,7 @@ use super::accounts::{AccountMutation, AccountQuery};
 use super::calendar::CalendarMutation;
 use super::commitments::{CommitmentMutation, CommitmentQuery};
 use super::groups::{GroupMutation, GroupQuery};
+use super::meetups::{MeetupMutation, MeetupQuery};
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
 use crate::config::GraphqlSettings;
 
@@ -17,6 +18,7 @@ pub struct Query(
     SuggestionQuery,
     // Working groups and meet-ups.
     GroupQuery,
+    MeetupQuery,
 );
 
 /// Every mutation, merged from the domain modules.
@@ -27,6 +29,7 @@ pub struct Mutation(
     SuggestionMutation,
     // Working groups, meet-ups and their calendars.
     GroupMutation,
+    MeetupMutation,
     CalendarMutation,
 );
 

@@ -274,6 +274,8 @@ impl OfficialResponse {
 pub enum Outcome {
     /// An official response.
     OfficialResponse(OfficialResponse),
+    /// What a meet-up decided.
+    MeetupOutcome(super::meetups::MeetupOutcome),
 }
 
 connection!(
@@ -486,9 +488,25 @@ impl SuggestionQuery {
             .filter_map(|(_, o)| o.response_id.map(ResponseKey))
             .collect();
         let responses = loader(c)?.load_many(ids).await?;
+        let meetup_ids: Vec<super::loaders::MeetupOutcomeKey> = found
+            .items
+            .iter()
+            .filter_map(|(_, o)| o.meetup_outcome_id.map(super::loaders::MeetupOutcomeKey))
+            .collect();
+        let meetup_outcomes = loader(c)?.load_many(meetup_ids).await?;
         let mut items = Vec::with_capacity(found.items.len());
         for (cursor, o) in found.items {
             let entry: outcome::Model = o;
+            if let Some(m) = entry
+                .meetup_outcome_id
+                .and_then(|id| meetup_outcomes.get(&super::loaders::MeetupOutcomeKey(id)))
+            {
+                items.push((
+                    cursor,
+                    Outcome::MeetupOutcome(super::meetups::MeetupOutcome(m.clone())),
+                ));
+                continue;
+            }
             let Some(r) = entry
                 .response_id
                 .and_then(|id| responses.get(&ResponseKey(id)).cloned())

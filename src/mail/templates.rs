@@ -33,6 +33,43 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/mail/password_changed/body.txt"),
         include_str!("../../templates/mail/password_changed/body.html"),
     ),
+    // Meet-ups.
+    (
+        "meetup_rsvp",
+        include_str!("../../templates/mail/meetup_rsvp/subject.txt"),
+        include_str!("../../templates/mail/meetup_rsvp/body.txt"),
+        include_str!("../../templates/mail/meetup_rsvp/body.html"),
+    ),
+    (
+        "meetup_waitlisted",
+        include_str!("../../templates/mail/meetup_waitlisted/subject.txt"),
+        include_str!("../../templates/mail/meetup_waitlisted/body.txt"),
+        include_str!("../../templates/mail/meetup_waitlisted/body.html"),
+    ),
+    (
+        "meetup_promoted",
+        include_str!("../../templates/mail/meetup_promoted/subject.txt"),
+        include_str!("../../templates/mail/meetup_promoted/body.txt"),
+        include_str!("../../templates/mail/meetup_promoted/body.html"),
+    ),
+    (
+        "meetup_changed",
+        include_str!("../../templates/mail/meetup_changed/subject.txt"),
+        include_str!("../../templates/mail/meetup_changed/body.txt"),
+        include_str!("../../templates/mail/meetup_changed/body.html"),
+    ),
+    (
+        "meetup_cancelled",
+        include_str!("../../templates/mail/meetup_cancelled/subject.txt"),
+        include_str!("../../templates/mail/meetup_cancelled/body.txt"),
+        include_str!("../../templates/mail/meetup_cancelled/body.html"),
+    ),
+    (
+        "meetup_reminder",
+        include_str!("../../templates/mail/meetup_reminder/subject.txt"),
+        include_str!("../../templates/mail/meetup_reminder/body.txt"),
+        include_str!("../../templates/mail/meetup_reminder/body.html"),
+    ),
 ];
 
 pub struct Templates {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod calendar_feeds;
 pub mod commitments;
 pub mod groups;
+pub mod meetups;
 pub mod outbox;
 pub mod page;
 pub mod seed;

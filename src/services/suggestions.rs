@@ -860,10 +860,7 @@ pub async fn outcomes(
     commitment_id: Option<Uuid>,
     page: &PageRequest,
 ) -> AppResult<Page<outcome::Model>> {
-    let mut q = outcome::Entity::find();
-    if let Some(c) = commitment_id {
-        q = q.filter(outcome::Column::CommitmentId.eq(c));
-    }
+    let mut q = outcome_filter(commitment_id);
     if let Some(after) = &page.after {
         q = q.filter(outcome::Column::Id.lt(after.id));
     }
@@ -879,9 +876,22 @@ pub async fn outcomes(
 }
 
 pub async fn count_outcomes(ctx: &Ctx, commitment_id: Option<Uuid>) -> AppResult<u64> {
-    let mut q = outcome::Entity::find();
+    Ok(outcome_filter(commitment_id).count(&ctx.db).await?)
+}
+
+/// The public record, optionally about one commitment: its official responses, and the
+/// meet-up outcomes of the groups linked to it.
+fn outcome_filter(commitment_id: Option<Uuid>) -> Select<outcome::Entity> {
+    let mut q = outcome::Entity::find().filter(outcome::Column::Public.eq(true));
     if let Some(c) = commitment_id {
-        q = q.filter(outcome::Column::CommitmentId.eq(c));
+        q = q.filter(
+            Condition::any()
+                .add(outcome::Column::CommitmentId.eq(c))
+                .add(
+                    outcome::Column::MeetupOutcomeId
+                        .in_subquery(super::meetups::outcomes_of_commitment(c)),
+                ),
+        );
     }
-    Ok(q.count(&ctx.db).await?)
+    q
 }

@@ -17,6 +17,7 @@ mod groups;
 mod hostile;
 mod http;
 mod mail;
+mod meetups;
 mod migrations;
 mod outbox;
 mod races;
