@@ -12,6 +12,7 @@ use crate::entities::meetup::{self, Status as DbStatus};
 use crate::entities::rsvp::Status as DbRsvpStatus;
 use crate::entities::{meetup_outcome, working_group};
 use crate::error::AppError;
+use crate::services::calendar_feeds;
 use crate::services::groups::Access;
 use crate::services::meetups::{
     self as service, Filter, MeetupChanges, NewMeetup, NewOutcomes, RsvpView,
@@ -169,6 +170,16 @@ impl Meetup {
             return Ok(None);
         }
         Ok(Some(MeetupOutcome(o)))
+    }
+    /// The viewer's calendar (`.ics`) URL for this meet-up: the same for everyone in a
+    /// public group; in a private group a secret URL per member, null for anyone else.
+    async fn calendar_url(&self, c: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let (services, _) = ctx(c)?;
+        Ok(viewer_access(c, self.0.working_group_id)
+            .await?
+            .and_then(|a| {
+                calendar_feeds::meetup_feed_url(services, &self.0, &a.group, a.membership.as_ref())
+            }))
     }
     /// The iCalendar SEQUENCE: increases with every change calendars should pick up.
     async fn sequence(&self) -> i32 {

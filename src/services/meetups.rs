@@ -250,6 +250,7 @@ fn mail_payload(
     group: &working_group::Model,
     display_name: &str,
     method: Option<Method>,
+    going: bool,
 ) -> serde_json::Value {
     let mut p = json!({
         "display_name": display_name,
@@ -264,10 +265,18 @@ fn mail_payload(
     });
     if let (Some(method), serde_json::Value::Object(map)) = (method, &mut p) {
         let base = ctx.settings.public.base_url.as_str();
-        map.insert(
-            "ics".into(),
-            calendar::invite(m, group, method, base).into(),
-        );
+        // The online link is for those GOING (and the organisers, who see it in the API):
+        // a waitlisted person's invitation leaves it out.
+        let ics = if going {
+            calendar::invite(m, group, method, base)
+        } else {
+            let hidden = meetup::Model {
+                online_url: None,
+                ..m.clone()
+            };
+            calendar::invite(&hidden, group, method, base)
+        };
+        map.insert("ics".into(), ics.into());
         map.insert("ics_method".into(), method.as_str().into());
     }
     p
@@ -566,17 +575,24 @@ pub async fn update(
 
     if time_changed || place_changed {
         let current = load(&tx, id).await?;
-        for (uid, email, name) in
-            attendees(&tx, id, &[RsvpStatus::Going, RsvpStatus::Waitlisted]).await?
-        {
-            outbox::enqueue_mail(
-                &tx,
-                &format!("meetup-changed:{id}:{}:{uid}", current.sequence),
-                &email,
-                "meetup_changed",
-                mail_payload(ctx, &current, &group, &name, Some(Method::Request)),
-            )
-            .await?;
+        for status in [RsvpStatus::Going, RsvpStatus::Waitlisted] {
+            for (uid, email, name) in attendees(&tx, id, &[status]).await? {
+                outbox::enqueue_mail(
+                    &tx,
+                    &format!("meetup-changed:{id}:{}:{uid}", current.sequence),
+                    &email,
+                    "meetup_changed",
+                    mail_payload(
+                        ctx,
+                        &current,
+                        &group,
+                        &name,
+                        Some(Method::Request),
+                        status == RsvpStatus::Going,
+                    ),
+                )
+                .await?;
+            }
         }
         outbox::enqueue_event(
             &tx,
@@ -640,7 +656,7 @@ async fn promote(
             &format!("meetup-promoted:{}:{}:{event}", m.id, r.user_id),
             &email,
             "meetup_promoted",
-            mail_payload(ctx, m, group, &name, Some(Method::Request)),
+            mail_payload(ctx, m, group, &name, Some(Method::Request), true),
         )
         .await?;
         outbox::enqueue_notification(
@@ -685,17 +701,24 @@ pub async fn cancel(
     am.update(&tx).await?;
     let current = load(&tx, id).await?;
     let group = access.group;
-    for (uid, email, name) in
-        attendees(&tx, id, &[RsvpStatus::Going, RsvpStatus::Waitlisted]).await?
-    {
-        outbox::enqueue_mail(
-            &tx,
-            &format!("meetup-cancelled:{id}:{uid}"),
-            &email,
-            "meetup_cancelled",
-            mail_payload(ctx, &current, &group, &name, Some(Method::Cancel)),
-        )
-        .await?;
+    for status in [RsvpStatus::Going, RsvpStatus::Waitlisted] {
+        for (uid, email, name) in attendees(&tx, id, &[status]).await? {
+            outbox::enqueue_mail(
+                &tx,
+                &format!("meetup-cancelled:{id}:{uid}"),
+                &email,
+                "meetup_cancelled",
+                mail_payload(
+                    ctx,
+                    &current,
+                    &group,
+                    &name,
+                    Some(Method::Cancel),
+                    status == RsvpStatus::Going,
+                ),
+            )
+            .await?;
+        }
     }
     outbox::enqueue_event(
         &tx,
@@ -793,12 +816,12 @@ pub async fn rsvp(
                     &format!("meetup-rsvp:{id}:{}:{}", actor.id, Uuid::now_v7()),
                     &email,
                     "meetup_rsvp",
-                    mail_payload(ctx, &m, &group, &name, Some(Method::Request)),
+                    mail_payload(ctx, &m, &group, &name, Some(Method::Request), true),
                 )
                 .await?;
             }
             RsvpStatus::Waitlisted => {
-                let mut p = mail_payload(ctx, &m, &group, &name, None);
+                let mut p = mail_payload(ctx, &m, &group, &name, None, false);
                 p["position"] = json!(m.waitlist_count + 1);
                 outbox::enqueue_mail(
                     &tx,
@@ -1128,7 +1151,7 @@ pub async fn queue_reminders(ctx: &Ctx, hours: i64) -> AppResult<u64> {
                 &format!("meetup-reminder:{}:{uid}:{starts}", m.id),
                 &email,
                 "meetup_reminder",
-                mail_payload(ctx, &m, &group, &name, None),
+                mail_payload(ctx, &m, &group, &name, None, true),
             )
             .await?;
             queued += u64::from(new);
