@@ -65,6 +65,13 @@ key!(GroupKey);
 key!(CommitmentsOfGroup);
 key!(GroupsOfCommitment);
 key!(ViewerMembership);
+/// The first `first` ACTIVE members of a group (the first page of `WorkingGroup.members`),
+/// one more than shown so the page knows whether another follows.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct MembersOf {
+    pub group: Uuid,
+    pub first: u64,
+}
 
 fn ids<K: Copy>(keys: &[K], f: impl Fn(K) -> Uuid) -> Vec<Uuid> {
     keys.iter().map(|k| f(*k)).collect()
@@ -352,5 +359,37 @@ impl Loader<ViewerMembership> for Loaders {
             .into_iter()
             .map(|r| (ViewerMembership(r.working_group_id), r))
             .collect())
+    }
+}
+
+/// First pages of members, one statement per page size asked for in the round (a page of
+/// groups asks for one size).
+impl Loader<MembersOf> for Loaders {
+    type Value = Vec<membership::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[MembersOf],
+    ) -> Result<HashMap<MembersOf, Vec<membership::Model>>, LoadError> {
+        let mut sizes: std::collections::BTreeMap<u64, Vec<Uuid>> = Default::default();
+        for k in keys {
+            sizes.entry(k.first).or_default().push(k.group);
+        }
+        let mut out: HashMap<MembersOf, Vec<membership::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (first, groups) in sizes {
+            let rows = crate::services::groups::first_members(&self.ctx.db, &groups, first + 1)
+                .await
+                .map_err(err)?;
+            for r in rows {
+                out.entry(MembersOf {
+                    group: r.working_group_id,
+                    first,
+                })
+                .or_default()
+                .push(r);
+            }
+        }
+        Ok(out)
     }
 }

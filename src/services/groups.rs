@@ -2,11 +2,11 @@
 //! asks of a group ("who is this viewer to it?") through `access`, so that the rules for
 //! private groups live in one place.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    DatabaseTransaction, EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -601,6 +601,35 @@ pub async fn members(
     Ok(Page::from_rows(rows, page.first, member_cursor))
 }
 
+/// The first `n` ACTIVE members of each of `groups`, in member-list order, in one
+/// statement (a row number per group), for a page of groups that shows their members.
+pub async fn first_members<C: ConnectionTrait>(
+    conn: &C,
+    groups: &[Uuid],
+    n: u64,
+) -> Result<Vec<membership::Model>, sea_orm::DbErr> {
+    let inner = membership::Entity::find()
+        .filter(membership::Column::WorkingGroupId.is_in(groups.to_vec()))
+        .filter(membership::Column::Status.eq(MemberStatus::Active))
+        .expr_as(
+            Expr::cust(
+                r#"ROW_NUMBER() OVER (PARTITION BY "working_group_id" ORDER BY "role" DESC, "joined_at" ASC, "id" ASC)"#,
+            ),
+            "member_rank",
+        )
+        .into_query();
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, "ranked")
+        .and_where(Expr::col("member_rank").lte(i64::try_from(n).unwrap_or(i64::MAX)))
+        .order_by("working_group_id", sea_orm::Order::Asc)
+        .order_by("member_rank", sea_orm::Order::Asc)
+        .to_owned();
+    membership::Model::find_by_statement(conn.get_database_backend().build(&outer))
+        .all(conn)
+        .await
+}
+
 fn event_payload(group: &working_group::Model, m: &membership::Model) -> serde_json::Value {
     json!({
         "working_group_id": group.id,
@@ -724,7 +753,7 @@ pub async fn leave(ctx: &Ctx, actor: &Actor, group_id: Uuid) -> AppResult<workin
     let tx = begin_write(&ctx.db).await?;
     let group = lock_group(&tx, group_id).await?;
     let Some(m) = access_to(&tx, Some(actor), group).await?.membership else {
-        return Ok(reload_group(&tx, group_id).await?);
+        return reload_group(&tx, group_id).await;
     };
     let active = m.status == MemberStatus::Active;
     if active && m.role == MemberRole::Organiser && active_organisers(&tx, group_id).await? <= 1 {
