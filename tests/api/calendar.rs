@@ -197,7 +197,7 @@ fn uid(app: &TestApp, m: &meetup::Model) -> String {
 
 /// GETs `path` (a path, or a URL under the public base URL) and returns the status, the
 /// content type and the body.
-async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (u16, String, String) {
+pub(crate) async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (u16, String, String) {
     let base = app.settings.public.base_url.trim_end_matches('/');
     let path = path.strip_prefix(base).unwrap_or(path);
     let mut req = app.client.get(app.url(path));
@@ -215,14 +215,14 @@ async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (u16, String, S
 }
 
 /// GETs a feed that must be served, and parses it.
-async fn feed(app: &TestApp, path: &str) -> IcalCalendar {
+pub(crate) async fn feed(app: &TestApp, path: &str) -> IcalCalendar {
     let (status, content_type, body) = get(app, path, None).await;
     assert_eq!(status, 200, "{path}: {body}");
     assert_eq!(content_type, "text/calendar; charset=utf-8");
     parse(&body)
 }
 
-fn parse(text: &str) -> IcalCalendar {
+pub(crate) fn parse(text: &str) -> IcalCalendar {
     for line in text.split("\r\n") {
         assert!(
             line.len() <= 75,
@@ -237,7 +237,7 @@ fn parse(text: &str) -> IcalCalendar {
 }
 
 /// RFC 5545 §3.3.11: TEXT values come back from the parser still escaped.
-fn unescape(value: &str) -> String {
+pub(crate) fn unescape(value: &str) -> String {
     let mut out = String::new();
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
@@ -253,13 +253,13 @@ fn unescape(value: &str) -> String {
     out
 }
 
-fn prop<'a>(props: &'a [ical::property::Property], name: &str) -> Option<&'a str> {
+pub(crate) fn prop<'a>(props: &'a [ical::property::Property], name: &str) -> Option<&'a str> {
     let found: Vec<_> = props.iter().filter(|p| p.name == name).collect();
     assert!(found.len() <= 1, "more than one {name}");
     found.first().and_then(|p| p.value.as_deref())
 }
 
-fn event<'a>(cal: &'a IcalCalendar, uid: &str) -> &'a IcalEvent {
+pub(crate) fn event<'a>(cal: &'a IcalCalendar, uid: &str) -> &'a IcalEvent {
     cal.events
         .iter()
         .find(|e| prop(&e.properties, "UID") == Some(uid))
@@ -273,7 +273,7 @@ fn uids(cal: &IcalCalendar) -> Vec<String> {
         .collect()
 }
 
-fn ical_time(t: DateTime<Utc>) -> String {
+pub(crate) fn ical_time(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 

@@ -502,12 +502,26 @@ async fn seats_fill_then_the_waitlist_and_a_withdrawal_promotes_the_first_waitin
         again["data"]["rsvpMeetup"]["meetup"],
         json!({"goingCount": 2, "waitlistCount": 2})
     );
-    app.wait_for_mail("ann@example.org", "meetup_rsvp").await;
-    app.wait_for_mail("cat@example.org", "meetup_waitlisted")
+    let sent = app.wait_for_mail("ann@example.org", "meetup_rsvp").await;
+    let invite = sent
+        .attachments
+        .iter()
+        .find(|a| a.filename == "invite.ics")
+        .expect("the confirmation carries the invitation");
+    assert!(
+        invite.content_type.contains("method=REQUEST"),
+        "{}",
+        invite.content_type
+    );
+    let waiting = app
+        .wait_for_mail("cat@example.org", "meetup_waitlisted")
         .await;
+    assert!(
+        waiting.attachments.is_empty(),
+        "no invitation while waiting"
+    );
     let going_mail = &outbox_payloads(app, "ann@example.org", "meetup_rsvp").await[0];
     assert_eq!(going_mail["ics_method"], "REQUEST");
-    assert!(going_mail["ics"].is_string());
     assert!(going_mail["meetup_url"]
         .as_str()
         .unwrap()
@@ -1283,20 +1297,39 @@ async fn a_group_page_costs_the_same_statements_for_2_and_20_meetups() {
             .await
             .unwrap();
         }
-        let q = "query($id: ID!, $n: Int) { workingGroup(id: $id) { name meetups(first: $n, upcoming: true) { nodes { title goingCount waitlistCount onlineUrl viewerRsvp { status waitlistPosition } outcome { summary } workingGroup { name } } } } }";
+        // The group page: the group, its next 10 meet-ups with going counts and the viewer's
+        // RSVP, and 20 members.
+        for i in 0..3 {
+            let member = app.verified_user_quick(&(n as i32 * 10 + i)).await;
+            add_member(
+                &app.db,
+                group,
+                &member,
+                MemberRole::Member,
+                MemberStatus::Active,
+            )
+            .await;
+        }
+        let q = "query($id: ID!) { workingGroup(id: $id) { name memberCount viewerMembership { role } calendarUrl members(first: 20) { nodes { role user { displayName } } } meetups(first: 10, upcoming: true) { nodes { title goingCount waitlistCount onlineUrl calendarUrl viewerRsvp { status waitlistPosition } outcome { summary } workingGroup { name } } } } }";
         statements.store(0, Ordering::SeqCst);
         let r = app
-            .gql(
-                Some(&viewer.access),
-                q,
-                json!({"id": group.to_string(), "n": n}),
-            )
+            .gql(Some(&viewer.access), q, json!({"id": group.to_string()}))
             .await;
         let cost = statements.load(Ordering::SeqCst);
         let nodes = r["data"]["workingGroup"]["meetups"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));
-        assert_eq!(nodes.len(), n);
+        assert_eq!(nodes.len(), n.min(10));
+        let members = r["data"]["workingGroup"]["members"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(members.len(), 4, "{r}");
+        assert!(
+            r["data"]["workingGroup"]["calendarUrl"]
+                .as_str()
+                .is_some_and(|u| u.contains("token=")),
+            "{r}"
+        );
         assert_eq!(nodes[0]["viewerRsvp"]["status"], "GOING");
         assert_eq!(nodes[0]["onlineUrl"], "https://meet.example.org/x");
         assert_eq!(
@@ -1310,4 +1343,153 @@ async fn a_group_page_costs_the_same_statements_for_2_and_20_meetups() {
         costs[0], costs[1],
         "statements for 2 and 20 meet-ups: {costs:?}"
     );
+}
+
+/// An account verified straight in the database, for apps whose mail goes to a real SMTP
+/// server rather than the in-memory transport the usual helper reads.
+async fn smtp_user(app: &TestApp, email: &str, name: &str) -> Session {
+    app.unverified_user(email, name).await;
+    exec(
+        &app.db,
+        &format!("UPDATE users SET email_verified_at = created_at WHERE email = '{email}'"),
+    )
+    .await;
+    app.logged_in(email).await
+}
+
+/// Waits for a mail to `to` that carries an `invite.ics` whose METHOD is `method` and whose
+/// SEQUENCE is `sequence`, and returns the parsed calendar.
+async fn invitation(
+    smtp: &crate::smtp_server::SmtpServer,
+    to: &str,
+    method: &str,
+    sequence: &str,
+) -> ical::parser::ical::component::IcalCalendar {
+    use crate::calendar::{parse, prop};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        for mail in smtp.received_for(to) {
+            let message = mail.mime();
+            let Some(part) = message.find("text/calendar") else {
+                continue;
+            };
+            let cal = parse(&part.decoded());
+            let event = &cal.events[0].properties;
+            if prop(&cal.properties, "METHOD") == Some(method)
+                && prop(event, "SEQUENCE") == Some(sequence)
+            {
+                assert!(
+                    part.content_type()
+                        .contains(&format!("method={}", method.to_lowercase())),
+                    "{}",
+                    part.content_type()
+                );
+                return cal;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {method} invitation with SEQUENCE {sequence} to {to}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn rsvp_and_change_mails_arrive_over_smtp_with_invitations_a_calendar_parser_reads() {
+    use crate::calendar::{feed, ical_time, prop, unescape};
+    use convene::config::{MailTransportKind, SmtpTls};
+    let smtp = crate::smtp_server::SmtpServer::start().await;
+    let app = spawn_app_with(|s| {
+        s.mail.transport = MailTransportKind::Smtp;
+        s.mail.smtp.host = "127.0.0.1".into();
+        s.mail.smtp.port = smtp.port();
+        s.mail.smtp.tls = SmtpTls::None;
+        s.mail.smtp.timeout_secs = 5;
+    })
+    .await;
+    let organiser = smtp_user(&app, "olga@example.org", "Olga Organiser").await;
+    let guest = smtp_user(&app, "gus@example.org", "Gus").await;
+    let group = insert_group(&app.db, "data-users", Visibility::Public).await;
+    add_member(
+        &app.db,
+        group,
+        &organiser,
+        MemberRole::Organiser,
+        MemberStatus::Active,
+    )
+    .await;
+    let title = "Registers, APIs; and the café's 東京 data";
+    let mut input = meetup_input(group);
+    input["title"] = json!(title);
+    let r = app
+        .gql(Some(&organiser.access), SCHEDULE, json!({ "i": input }))
+        .await;
+    let id = r["data"]["scheduleMeetup"]["meetup"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let r = app
+        .gql(
+            Some(&guest.access),
+            RSVP,
+            json!({"i": {"meetupId": id, "attending": true}}),
+        )
+        .await;
+    assert_eq!(r["data"]["rsvpMeetup"]["rsvp"]["status"], "GOING", "{r}");
+
+    // The confirmation carries the invitation, addressed to the guest.
+    let cal = invitation(&smtp, "gus@example.org", "REQUEST", "0").await;
+    let event = &cal.events[0].properties;
+    assert_eq!(unescape(prop(event, "SUMMARY").unwrap()), title);
+    assert_eq!(prop(event, "STATUS"), Some("CONFIRMED"));
+    assert_eq!(prop(event, "ATTENDEE"), Some("mailto:gus@example.org"));
+    assert!(unescape(prop(event, "LOCATION").unwrap()).contains("Room 1, 70 Whitehall"));
+    assert!(prop(event, "URL")
+        .unwrap()
+        .ends_with(&format!("/meetups/{id}")));
+    // Going, so the online link is in it.
+    assert!(
+        unescape(prop(event, "DESCRIPTION").unwrap()).contains("https://meet.example.org/forum")
+    );
+
+    // A time change: SEQUENCE 1 in the change mail and in the feed, at the new time.
+    let starts = Utc::now() + Duration::days(8);
+    let ends = starts + Duration::hours(2);
+    let r = app
+        .gql(
+            Some(&organiser.access),
+            UPDATE,
+            json!({"i": {"id": id, "startsAt": starts.to_rfc3339(), "endsAt": ends.to_rfc3339()}}),
+        )
+        .await;
+    assert_eq!(r["data"]["updateMeetup"]["meetup"]["sequence"], 1, "{r}");
+    let cal = invitation(&smtp, "gus@example.org", "REQUEST", "1").await;
+    let dtstart = prop(&cal.events[0].properties, "DTSTART")
+        .unwrap()
+        .to_string();
+    let fed = feed(&app, &format!("/calendar/meetups/{id}.ics")).await;
+    let fed_event = &fed.events[0].properties;
+    assert_eq!(prop(fed_event, "SEQUENCE"), Some("1"));
+    assert_eq!(prop(fed_event, "DTSTART"), Some(dtstart.as_str()));
+    assert_eq!(
+        &dtstart[..13],
+        &ical_time(starts)[..13],
+        "the new start, to the minute"
+    );
+
+    // Cancelling sends METHOD:CANCEL with the next SEQUENCE and STATUS:CANCELLED.
+    let r = app
+        .gql(
+            Some(&organiser.access),
+            CANCEL,
+            json!({"i": {"id": id, "reason": "Room flooded, sorry"}}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["cancelMeetup"]["meetup"]["status"], "CANCELLED",
+        "{r}"
+    );
+    let cal = invitation(&smtp, "gus@example.org", "CANCEL", "2").await;
+    assert_eq!(prop(&cal.events[0].properties, "STATUS"), Some("CANCELLED"));
 }
