@@ -100,7 +100,7 @@ pub fn services(settings: Arc<Settings>, db: DatabaseConnection) -> anyhow::Resu
     Ok(Ctx {
         db,
         settings,
-        tokens,
+        tokens: Arc::new(tokens),
         markdown,
     })
 }

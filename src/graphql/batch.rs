@@ -106,6 +106,23 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         (found, missing)
     }
 
+    /// The value primed for `key`, if any.
+    fn primed_one<K, V>(&self, key: &K) -> Option<V>
+    where
+        K: Hash + Eq + 'static,
+        V: Clone + 'static,
+    {
+        let primed = self
+            .primed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        primed
+            .get(&TypeId::of::<HashMap<K, V>>())?
+            .downcast_ref::<HashMap<K, V>>()?
+            .get(key)
+            .cloned()
+    }
+
     fn with_state<K, V, E, R>(&self, f: impl FnOnce(&mut KeyState<K, V, E>) -> R) -> R
     where
         K: Send + Sync + 'static,
@@ -198,6 +215,10 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         L: Loader<K>,
         <L as Loader<K>>::Error: Sync,
     {
+        // What a list already joined (an author, a commitment) costs one map lookup.
+        if let Some(value) = self.primed_one::<K, <L as Loader<K>>::Value>(&key) {
+            return Ok(Some(value));
+        }
         let mut found = self.load_many(std::iter::once(key.clone())).await?;
         Ok(found.remove(&key))
     }

@@ -20,13 +20,23 @@ pub type TotalCount = Box<dyn Fn() -> BoxFuture<'static, AppResult<u64>> + Send 
 
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $conn_doc:literal, $edge_doc:literal) => {
-        #[doc = $edge_doc]
-        #[derive(async_graphql::SimpleObject)]
         pub struct $edge {
-            /// Opaque position of this item; pass it as `after` to page on from here.
-            pub cursor: String,
-            /// The item.
+            /// Encoded only when a query asks for it: most pages select `nodes` alone.
+            pub cursor: $crate::services::page::Cursor,
             pub node: $node,
+        }
+
+        #[doc = $edge_doc]
+        #[async_graphql::Object]
+        impl $edge {
+            /// Opaque position of this item; pass it as `after` to page on from here.
+            async fn cursor(&self) -> String {
+                self.cursor.encode()
+            }
+            /// The item.
+            async fn node(&self) -> &$node {
+                &self.node
+            }
         }
 
         pub struct $conn {
@@ -46,8 +56,8 @@ macro_rules! connection {
                     edges: page
                         .items
                         .into_iter()
-                        .map(|(c, t)| $edge {
-                            cursor: c.encode(),
+                        .map(|(cursor, t)| $edge {
+                            cursor,
                             node: wrap(t),
                         })
                         .collect(),
@@ -71,7 +81,7 @@ macro_rules! connection {
             async fn page_info(&self) -> $crate::graphql::connection::PageInfo {
                 $crate::graphql::connection::PageInfo {
                     has_next_page: self.has_next_page,
-                    end_cursor: self.edges.last().map(|e| e.cursor.clone()),
+                    end_cursor: self.edges.last().map(|e| e.cursor.encode()),
                 }
             }
             /// How many items the whole list holds.

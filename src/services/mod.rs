@@ -30,7 +30,8 @@ use crate::error::{AppError, AppResult};
 pub struct Ctx {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
-    pub tokens: TokenKeys,
+    /// Shared: the keys and their validation rules are cloned with the context, per request.
+    pub tokens: Arc<TokenKeys>,
     pub markdown: Markdown,
 }
 

@@ -9,8 +9,8 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel, Iterable,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, TryGetable,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -423,9 +423,111 @@ pub struct Listed {
     pub commitment: Option<commitment::Model>,
 }
 
-// Double underscores: no suggestion column starts so, so no alias can shadow one.
-const AUTHOR_PREFIX: &str = "author__";
-const COMMITMENT_PREFIX: &str = "commitment__";
+/// Reads a row's columns by position, from left to right. By name, each column costs a
+/// lookup in the row's name table, and each prefixed alias of a join a formatted string:
+/// on a page of twenty rows of thirty-odd columns, that was most of what decoding cost.
+struct Columns<'a> {
+    row: &'a QueryResult,
+    next: usize,
+}
+
+impl Columns<'_> {
+    fn next<T: TryGetable>(&mut self) -> Result<T, DbErr> {
+        let value = self.row.try_get_by_index(self.next)?;
+        self.next += 1;
+        Ok(value)
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.next += n;
+    }
+}
+
+/// The columns a list selects of a table, in the order their model is read back: one list
+/// makes both, so they cannot drift apart. Fields given a value are not selected.
+macro_rules! positional {
+    (
+        $columns:ident, $read:ident, $($model:ident)::+, $column:ident,
+        [$($field:ident: $col:ident),+ $(,)?]
+        $(, else [$($fixed:ident: $value:expr),+ $(,)?])?
+    ) => {
+        const $columns: &[$column] = &[$($column::$col),+];
+
+        fn $read(at: &mut Columns<'_>) -> Result<$($model)::+, DbErr> {
+            // A struct expression evaluates its fields in the order written.
+            Ok($($model)::+ {
+                $($field: at.next()?,)+
+                $($($fixed: $value,)+)?
+            })
+        }
+    };
+}
+
+use suggestion::Column as SuggestionColumn;
+positional!(
+    SUGGESTION_COLUMNS,
+    read_suggestion,
+    suggestion::Model,
+    SuggestionColumn,
+    [
+        id: Id,
+        commitment_id: CommitmentId,
+        author_id: AuthorId,
+        title: Title,
+        status: Status,
+        support_count: SupportCount,
+        follower_count: FollowerCount,
+        trending_score: TrendingScore,
+        awaiting_response: AwaitingResponse,
+        responded_at: RespondedAt,
+        duplicate_of_id: DuplicateOfId,
+        created_at: CreatedAt,
+        updated_at: UpdatedAt,
+    ],
+    // Read after the rest when the list asks for them (`Include::bodies`).
+    else [body: String::new(), body_html: String::new()]
+);
+const BODY_COLUMNS: [SuggestionColumn; 2] = [SuggestionColumn::Body, SuggestionColumn::BodyHtml];
+
+use user::Column as UserColumn;
+positional!(
+    PROFILE_COLUMNS,
+    read_profile,
+    user::Profile,
+    UserColumn,
+    [
+        id: Id,
+        email: Email,
+        display_name: DisplayName,
+        bio: Bio,
+        organisation: Organisation,
+        sector: Sector,
+        role: Role,
+        email_verified_at: EmailVerifiedAt,
+        created_at: CreatedAt,
+    ]
+);
+
+use commitment::Column as CommitmentColumn;
+positional!(
+    COMMITMENT_COLUMNS,
+    read_commitment,
+    commitment::Model,
+    CommitmentColumn,
+    [
+        id: Id,
+        reference: Reference,
+        title: Title,
+        description: Description,
+        action_plan: ActionPlan,
+        lead_institution: LeadInstitution,
+        policy_area: PolicyArea,
+        status: Status,
+        follower_count: FollowerCount,
+        created_at: CreatedAt,
+        updated_at: UpdatedAt,
+    ]
+);
 
 /// A page of whole suggestions, bodies included.
 pub async fn list(
@@ -444,49 +546,37 @@ pub async fn list(
 }
 
 /// The statement behind `list_with`; public so the benchmark can `EXPLAIN` it. The joins
-/// are primary-key lookups beside the list's own index scan.
+/// are primary-key lookups beside the list's own index scan. Its columns are, in order:
+/// the suggestion's (`SUGGESTION_COLUMNS`, then the bodies when included), the author's
+/// (`PROFILE_COLUMNS`: never the password hash), the commitment's.
 pub fn list_with_query(
     filter: &Filter,
     order: Order,
     page: &PageRequest,
     include: Include,
 ) -> AppResult<SelectStatement> {
-    let mut q = list_query(filter, order, page)?;
-    if !include.bodies {
-        q =
-            q.select_only()
-                .columns(suggestion::Column::iter().filter(|c| {
-                    !matches!(c, suggestion::Column::Body | suggestion::Column::BodyHtml)
-                }))
-                .expr_as(Expr::value(""), "body")
-                .expr_as(Expr::value(""), "body_html");
+    let mut q = list_query(filter, order, page)?
+        .select_only()
+        .columns(SUGGESTION_COLUMNS.iter().copied());
+    if include.bodies {
+        q = q.columns(BODY_COLUMNS);
     }
     let mut stmt = q.into_query();
     if include.author {
         stmt.inner_join(
             user::Entity,
-            Expr::col((user::Entity, user::Column::Id))
-                .equals((suggestion::Entity, suggestion::Column::AuthorId)),
+            Expr::col((user::Entity, UserColumn::Id))
+                .equals((suggestion::Entity, SuggestionColumn::AuthorId)),
         );
-        for c in user::Column::iter().filter(|c| !matches!(c, user::Column::PasswordHash)) {
-            stmt.expr_as(
-                Expr::col((user::Entity, c)),
-                format!("{AUTHOR_PREFIX}{}", c.as_str()),
-            );
-        }
+        stmt.columns(PROFILE_COLUMNS.iter().map(|c| (user::Entity, *c)));
     }
     if include.commitment {
         stmt.inner_join(
             commitment::Entity,
-            Expr::col((commitment::Entity, commitment::Column::Id))
-                .equals((suggestion::Entity, suggestion::Column::CommitmentId)),
+            Expr::col((commitment::Entity, CommitmentColumn::Id))
+                .equals((suggestion::Entity, SuggestionColumn::CommitmentId)),
         );
-        for c in commitment::Column::iter() {
-            stmt.expr_as(
-                Expr::col((commitment::Entity, c)),
-                format!("{COMMITMENT_PREFIX}{}", c.as_str()),
-            );
-        }
+        stmt.columns(COMMITMENT_COLUMNS.iter().map(|c| (commitment::Entity, *c)));
     }
     Ok(stmt)
 }
@@ -500,39 +590,45 @@ pub async fn list_with(
     include: Include,
 ) -> AppResult<Page<Listed>> {
     let stmt = list_with_query(filter, order, page, include)?;
-    let rows = ctx.db.query_all(&stmt).await?;
-    // Decoding a row by column name is most of what a page costs Convene, so each author and
-    // each commitment is decoded once, at its first row (a commitment's page repeats one
-    // commitment twenty times), and not at all on the extra row that only tells whether a
-    // next page exists.
+    let mut rows = ctx.db.query_all(&stmt).await?;
+    // The extra row only tells whether a next page exists: it is not decoded. Each author
+    // and each commitment is decoded once, at its first row (a commitment's page repeats
+    // one commitment twenty times).
+    let has_next_page = rows.len() as u64 > page.first;
+    rows.truncate(usize::try_from(page.first).unwrap_or(usize::MAX));
     let (mut authors, mut commitments) = (HashSet::new(), HashSet::new());
-    let mut listed = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        let suggestion = suggestion::Model::from_query_result(row, "")?;
-        let on_page = (i as u64) < page.first;
-        let author = if include.author && on_page && authors.insert(suggestion.author_id) {
-            Some(user::Profile::from_query_result(row, AUTHOR_PREFIX)?)
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut at = Columns { row, next: 0 };
+        let mut suggestion = read_suggestion(&mut at)?;
+        if include.bodies {
+            suggestion.body = at.next()?;
+            suggestion.body_html = at.next()?;
+        }
+        let author = if include.author && authors.insert(suggestion.author_id) {
+            Some(read_profile(&mut at)?)
+        } else {
+            at.skip(PROFILE_COLUMNS.len() * usize::from(include.author));
+            None
+        };
+        let commitment = if include.commitment && commitments.insert(suggestion.commitment_id) {
+            Some(read_commitment(&mut at)?)
         } else {
             None
         };
-        let commitment =
-            if include.commitment && on_page && commitments.insert(suggestion.commitment_id) {
-                Some(commitment::Model::from_query_result(
-                    row,
-                    COMMITMENT_PREFIX,
-                )?)
-            } else {
-                None
-            };
-        listed.push(Listed {
-            suggestion,
-            author,
-            commitment,
-        });
+        items.push((
+            cursor_for(order, &suggestion),
+            Listed {
+                suggestion,
+                author,
+                commitment,
+            },
+        ));
     }
-    Ok(Page::from_rows(listed, page.first, |l| {
-        cursor_for(order, &l.suggestion)
-    }))
+    Ok(Page {
+        items,
+        has_next_page,
+    })
 }
 
 pub async fn count(ctx: &Ctx, filter: &Filter, order: Order) -> AppResult<u64> {

@@ -967,3 +967,105 @@ async fn a_page_with_authors_and_commitments_reads_them_in_its_own_statement() {
     );
     assert_eq!(statements.lock().unwrap().len(), 1);
 }
+
+/// A page's statement is read back by column position: every column must land in its own
+/// field. Each column is given a value no other column of its type shares, so two read in
+/// each other's place would show.
+#[tokio::test]
+async fn a_joined_page_reads_each_column_into_its_own_field() {
+    use convene::entities::{commitment, suggestion, user};
+    use convene::services::page::PageRequest;
+    use convene::services::suggestions::{self as service, Filter, Include, Order};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+
+    let f = forum().await;
+    let db = &f.app.db;
+    let c = uuid::Uuid::parse_str(&f.commitment).unwrap();
+    let ids = bulk_suggestions(db, c, 3).await;
+    let now = convene::db::now();
+    let hours = chrono::Duration::hours;
+    for (i, id) in ids.iter().enumerate() {
+        let n = i as i32;
+        let s = suggestion::Entity::find_by_id(*id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        let author = user::Entity::find_by_id(s.author_id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut m = s.into_active_model();
+        m.status = Set(suggestion::Status::Accepted);
+        m.support_count = Set(10 + n);
+        m.follower_count = Set(20 + n);
+        m.trending_score = Set(30 + n);
+        m.awaiting_response = Set(false);
+        m.responded_at = Set(Some(now - hours(1)));
+        m.duplicate_of_id = Set((i > 0).then_some(ids[0]));
+        m.updated_at = Set(now + hours(2));
+        m.update(db).await.unwrap();
+        let mut a = author.into_active_model();
+        a.bio = Set(format!("Bio {i}"));
+        a.organisation = Set(format!("Organisation {i}"));
+        a.sector = Set(user::Sector::Academic);
+        a.role = Set(Role::Organiser);
+        a.email_verified_at = Set(Some(now - hours(3)));
+        a.update(db).await.unwrap();
+    }
+    let mut cm = commitment::Entity::find_by_id(c)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    cm.follower_count = Set(7);
+    cm.updated_at = Set(now + hours(4));
+    cm.update(db).await.unwrap();
+
+    let ctx = convene::startup::services(Arc::new(f.app.settings.clone()), db.clone()).unwrap();
+    let filter = Filter {
+        commitment_id: Some(c),
+        ..Filter::default()
+    };
+    for (bodies, first) in [(false, 2), (true, 3)] {
+        let include = Include {
+            bodies,
+            author: true,
+            commitment: true,
+        };
+        let page = PageRequest::parse(Some(first), None).unwrap();
+        let listed = service::list_with(&ctx, &filter, Order::New, &page, include)
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), first as usize);
+        assert_eq!(listed.has_next_page, first < 3);
+        for (k, (_, l)) in listed.items.iter().enumerate() {
+            let mut expected = suggestion::Entity::find_by_id(l.suggestion.id)
+                .one(db)
+                .await
+                .unwrap()
+                .unwrap();
+            if !bodies {
+                expected.body.clear();
+                expected.body_html.clear();
+            }
+            assert_eq!(l.suggestion, expected);
+            let author: user::Profile = user::Entity::find_by_id(expected.author_id)
+                .one(db)
+                .await
+                .unwrap()
+                .unwrap()
+                .into();
+            // Each suggestion has an author of its own; the commitment comes once.
+            assert_eq!(l.author.as_ref(), Some(&author));
+            let commitment = commitment::Entity::find_by_id(c)
+                .one(db)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(l.commitment.as_ref(), (k == 0).then_some(&commitment));
+        }
+    }
+}
