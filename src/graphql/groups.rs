@@ -79,25 +79,32 @@ pub enum MembershipStatus {
 
 pub struct WorkingGroup(pub working_group::Model);
 
+/// How the viewer stands to `group`, its membership read through the request loader
+/// (batched with the rest of the page; no statement for an anonymous viewer). The rules
+/// themselves are `services::groups::Access`'s.
+pub(crate) async fn viewer_access_to(
+    c: &Context<'_>,
+    group: working_group::Model,
+) -> async_graphql::Result<service::Access> {
+    let (_, viewer) = ctx(c)?;
+    let membership = match viewer.actor {
+        Some(_) => loader(c)?.load_one(ViewerMembership(group.id)).await?,
+        None => None,
+    };
+    Ok(service::Access {
+        group,
+        membership,
+        admin: viewer.actor.as_ref().is_some_and(|a| a.is_admin()),
+    })
+}
+
 impl WorkingGroup {
-    /// Whether the viewer may see what a private group keeps to its members: everyone for a
-    /// public group; its ACTIVE members and administrators for a private one. The viewer's
-    /// membership comes through the request loader, batched with the rest of the page.
+    /// Whether the viewer may see what a private group keeps to its members.
     pub async fn viewer_can_see_inside(&self, c: &Context<'_>) -> async_graphql::Result<bool> {
         if self.0.visibility == DbVisibility::Public {
             return Ok(true);
         }
-        let (_, viewer) = ctx(c)?;
-        let Some(actor) = viewer.actor.as_ref() else {
-            return Ok(false);
-        };
-        if actor.is_admin() {
-            return Ok(true);
-        }
-        Ok(loader(c)?
-            .load_one(ViewerMembership(self.0.id))
-            .await?
-            .is_some_and(|m| m.status == DbMemberStatus::Active))
+        Ok(viewer_access_to(c, self.0.clone()).await?.can_see_inside())
     }
 }
 

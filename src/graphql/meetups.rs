@@ -49,17 +49,10 @@ async fn viewer_access(
     c: &Context<'_>,
     group_id: uuid::Uuid,
 ) -> async_graphql::Result<Option<Access>> {
-    let (_, viewer) = ctx(c)?;
-    let l = loader(c)?;
-    let Some(group) = l.load_one(GroupKey(group_id)).await? else {
+    let Some(group) = loader(c)?.load_one(GroupKey(group_id)).await? else {
         return Ok(None);
     };
-    let membership = l.load_one(ViewerMembership(group_id)).await?;
-    Ok(Some(Access {
-        group,
-        membership,
-        admin: viewer.actor.as_ref().is_some_and(|a| a.is_admin()),
-    }))
+    Ok(Some(super::groups::viewer_access_to(c, group).await?))
 }
 
 async fn can_see_inside(c: &Context<'_>, group_id: uuid::Uuid) -> async_graphql::Result<bool> {
@@ -314,8 +307,16 @@ pub async fn group_meetups(
     after: Option<String>,
     upcoming: Option<bool>,
 ) -> async_graphql::Result<Option<MeetupConnection>> {
-    if !can_see_inside(c, group.id).await? {
+    let access = super::groups::viewer_access_to(c, group.clone()).await?;
+    if !access.can_see_inside() {
         return Ok(None);
+    }
+    // Every meet-up of the page belongs to this group: hand its row and the viewer's
+    // membership to the loader, so the items' own checks cost no statement and no round.
+    let l = loader(c)?;
+    l.prime([(GroupKey(group.id), group.clone())]);
+    if let Some(m) = access.membership {
+        l.prime([(ViewerMembership(group.id), m)]);
     }
     let filter = Filter {
         group_id: Some(group.id),
