@@ -9,8 +9,8 @@
 
 use chrono::Duration;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -100,19 +100,19 @@ pub fn meetup_feed_url(
     feed_url(ctx, group, viewer_membership, &meetup_feed_path(meetup))
 }
 
-async fn viewer_membership<C: ConnectionTrait>(
-    conn: &C,
+/// `actor`'s membership of a private group, read by the rule every domain uses
+/// (`groups::access_to`); none for a public group, whose feed is the same for everyone.
+async fn private_membership(
+    ctx: &Ctx,
     actor: Option<&Actor>,
-    group_id: Uuid,
+    group: &working_group::Model,
 ) -> AppResult<Option<membership::Model>> {
-    let Some(actor) = actor else {
-        return Ok(None);
-    };
-    Ok(membership::Entity::find()
-        .filter(membership::Column::WorkingGroupId.eq(group_id))
-        .filter(membership::Column::UserId.eq(actor.id))
-        .one(conn)
-        .await?)
+    match group.visibility {
+        Visibility::Public => Ok(None),
+        Visibility::Private => Ok(groups::access_to(&ctx.db, actor, group.clone())
+            .await?
+            .membership),
+    }
 }
 
 /// The group's calendar URL for `actor`: the plain feed URL of a public group for everyone;
@@ -123,10 +123,7 @@ pub async fn group_calendar_url(
     actor: Option<&Actor>,
     group: &working_group::Model,
 ) -> AppResult<Option<String>> {
-    let membership = match group.visibility {
-        Visibility::Public => None,
-        Visibility::Private => viewer_membership(&ctx.db, actor, group.id).await?,
-    };
+    let membership = private_membership(ctx, actor, group).await?;
     Ok(group_feed_url(ctx, group, membership.as_ref()))
 }
 
@@ -137,10 +134,7 @@ pub async fn meetup_calendar_url(
     meetup: &meetup::Model,
     group: &working_group::Model,
 ) -> AppResult<Option<String>> {
-    let membership = match group.visibility {
-        Visibility::Public => None,
-        Visibility::Private => viewer_membership(&ctx.db, actor, group.id).await?,
-    };
+    let membership = private_membership(ctx, actor, group).await?;
     Ok(meetup_feed_url(ctx, meetup, group, membership.as_ref()))
 }
 

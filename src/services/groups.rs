@@ -107,12 +107,6 @@ pub async fn access_to<C: ConnectionTrait>(
     })
 }
 
-/// The group if `ctx`'s viewer may know it exists: every group shows its name, kind and
-/// description, so this is every group; kept as the one door for reads by id.
-pub async fn find(ctx: &Ctx, id: Uuid) -> AppResult<Option<working_group::Model>> {
-    Ok(working_group::Entity::find_by_id(id).one(&ctx.db).await?)
-}
-
 /// The group with this slug.
 pub async fn find_by_slug(ctx: &Ctx, slug: &str) -> AppResult<Option<working_group::Model>> {
     Ok(working_group::Entity::find()
