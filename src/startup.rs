@@ -102,6 +102,7 @@ pub fn services(settings: Arc<Settings>, db: DatabaseConnection) -> anyhow::Resu
         settings,
         tokens: Arc::new(tokens),
         markdown,
+        events: crate::events::Events::new(),
     })
 }
 

@@ -8,6 +8,7 @@ mod m20261127_000002_outbox;
 mod m20261127_000003_forum;
 mod m20261127_000004_hardening;
 mod m20261127_000005_groups;
+mod m20261127_000006_discussions;
 mod schema_helpers;
 
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_forum::Migration),
             Box::new(m20261127_000004_hardening::Migration),
             Box::new(m20261127_000005_groups::Migration),
+            Box::new(m20261127_000006_discussions::Migration),
         ]
     }
 }

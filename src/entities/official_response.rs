@@ -17,6 +17,8 @@ pub struct Model {
     pub new_status: Option<Status>,
     pub duplicate_of_id: Option<Uuid>,
     pub published_at: DateTimeUtc,
+    /// Set when the response answers a discussion thread rather than a suggestion.
+    pub thread_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

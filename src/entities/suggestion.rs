@@ -19,6 +19,10 @@ pub struct Model {
     pub duplicate_of_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The official update this suggestion answers, if any.
+    pub in_reply_to_update_id: Option<Uuid>,
+    /// Hidden by a moderator.
+    pub hidden: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,12 +2,15 @@
 //! account, checks permissions, runs in one transaction, and returns domain values or an
 //! `AppError`. Nothing here knows about GraphQL or HTTP.
 
+pub mod account_limits;
 pub mod accounts;
 // Calendar feeds and secret calendar URLs (issue 8).
 pub mod calendar_feeds;
 pub mod commitments;
+pub mod discussions;
 pub mod groups;
 pub mod meetups;
+pub mod moderation_log;
 pub mod outbox;
 pub mod page;
 pub mod seed;
@@ -33,6 +36,8 @@ pub struct Ctx {
     /// Shared: the keys and their validation rules are cloned with the context, per request.
     pub tokens: Arc<TokenKeys>,
     pub markdown: Markdown,
+    /// Live events for subscriptions, published after a write commits.
+    pub events: crate::events::Events,
 }
 
 impl Ctx {

@@ -166,6 +166,8 @@ pub async fn create(
         duplicate_of_id: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+        in_reply_to_update_id: Set(None),
+        hidden: Set(false),
     }
     .insert(&tx)
     .await?;
@@ -483,6 +485,8 @@ positional!(
         duplicate_of_id: DuplicateOfId,
         created_at: CreatedAt,
         updated_at: UpdatedAt,
+        in_reply_to_update_id: InReplyToUpdateId,
+        hidden: Hidden,
     ],
     // Read after the rest when the list asks for them (`Include::bodies`).
     else [body: String::new(), body_html: String::new()]
@@ -755,6 +759,7 @@ pub async fn publish_response(
         new_status: Set(input.new_status),
         duplicate_of_id: Set(duplicate_of),
         published_at: Set(at),
+        thread_id: Set(None),
     }
     .insert(&tx)
     .await?;

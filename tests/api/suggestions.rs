@@ -847,6 +847,8 @@ async fn bulk_suggestions(
             duplicate_of_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            in_reply_to_update_id: Set(None),
+            hidden: Set(false),
         }
         .insert(db)
         .await
