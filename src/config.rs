@@ -161,6 +161,17 @@ pub struct LimitSettings {
     pub signup_per_hour_per_address: i32,
     /// `requestPasswordReset` and `resendVerificationEmail` together.
     pub mail_requests_per_hour_per_address: i32,
+    /// What one account may write, per minute and per hour (`services::account_limits`).
+    pub posts_per_minute: i32,
+    pub posts_per_hour: i32,
+    pub threads_per_minute: i32,
+    pub threads_per_hour: i32,
+    pub suggestions_per_minute: i32,
+    pub suggestions_per_hour: i32,
+    /// Between 0 and 1: the share of each writing budget an account younger than
+    /// `new_account_secs` gets (rounded down, at least 1).
+    pub new_account_factor: f64,
+    pub new_account_secs: i64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,9 @@ use crate::entities::{
     commitment, commitment_follow, milestone, official_response, suggestion, suggestion_follow,
     suggestion_revision, support, user, working_group,
 };
-use crate::entities::{meetup, meetup_outcome, membership, working_group_commitment};
+use crate::entities::{
+    commitment_update, meetup, meetup_outcome, membership, working_group_commitment,
+};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -391,5 +393,74 @@ impl Loader<MembersOf> for Loaders {
             }
         }
         Ok(out)
+    }
+}
+
+// ---- Official updates -----------------------------------------------------------------
+key!(UpdateKey);
+key!(MilestoneKey);
+by_id!(UpdateKey, commitment_update);
+by_id!(MilestoneKey, milestone);
+
+/// The first `first` updates of a commitment, newest first (the first page of
+/// `Commitment.updates`), one more than shown so the page knows whether another follows.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct UpdatesOf {
+    pub commitment: Uuid,
+    pub first: u64,
+}
+
+/// First pages of updates, one statement per page size asked for in the round.
+impl Loader<UpdatesOf> for Loaders {
+    type Value = Vec<commitment_update::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[UpdatesOf],
+    ) -> Result<HashMap<UpdatesOf, Vec<commitment_update::Model>>, LoadError> {
+        let mut sizes: std::collections::BTreeMap<u64, Vec<Uuid>> = Default::default();
+        for k in keys {
+            sizes.entry(k.first).or_default().push(k.commitment);
+        }
+        let mut out: HashMap<UpdatesOf, Vec<commitment_update::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (first, commitments) in sizes {
+            let rows = crate::services::updates::first_of_commitments(
+                &self.ctx.db,
+                &commitments,
+                first + 1,
+            )
+            .await
+            .map_err(err)?;
+            for r in rows {
+                out.entry(UpdatesOf {
+                    commitment: r.commitment_id,
+                    first,
+                })
+                .or_default()
+                .push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+// The discussion thread of an official update, by update id.
+key!(ThreadOfUpdate);
+
+impl Loader<ThreadOfUpdate> for Loaders {
+    type Value = crate::entities::thread::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ThreadOfUpdate],
+    ) -> Result<HashMap<ThreadOfUpdate, crate::entities::thread::Model>, LoadError> {
+        let found = crate::services::updates::threads_of_updates(&self.ctx.db, &ids(keys, |k| k.0))
+            .await
+            .map_err(err)?;
+        Ok(found
+            .into_iter()
+            .map(|(u, t)| (ThreadOfUpdate(u), t))
+            .collect())
     }
 }

@@ -11,9 +11,11 @@ pub mod groups;
 pub mod limits;
 pub mod loaders;
 pub mod meetups;
+pub mod moderation;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;
+pub mod updates;
 
 pub use schema::{build_schema, ConveneSchema};
 

@@ -7,7 +7,9 @@ use super::calendar::CalendarMutation;
 use super::commitments::{CommitmentMutation, CommitmentQuery};
 use super::groups::{GroupMutation, GroupQuery};
 use super::meetups::{MeetupMutation, MeetupQuery};
+use super::moderation::{ModerationMutation, ModerationQuery};
 use super::suggestions::{SuggestionMutation, SuggestionQuery};
+use super::updates::{UpdateMutation, UpdateQuery};
 use crate::config::GraphqlSettings;
 
 /// Every query field, merged from the domain modules.
@@ -19,6 +21,9 @@ pub struct Query(
     // Working groups and meet-ups.
     GroupQuery,
     MeetupQuery,
+    // Official updates, reports and the moderation log.
+    UpdateQuery,
+    ModerationQuery,
 );
 
 /// Every mutation, merged from the domain modules.
@@ -31,6 +36,9 @@ pub struct Mutation(
     GroupMutation,
     MeetupMutation,
     CalendarMutation,
+    // Official updates, reports and the moderation log.
+    UpdateMutation,
+    ModerationMutation,
 );
 
 pub type ConveneSchema = Schema<Query, Mutation, EmptySubscription>;

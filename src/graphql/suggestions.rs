@@ -9,14 +9,16 @@ use super::accounts::User;
 use super::commitments::Commitment;
 use super::connection::connection;
 use super::loaders::{
-    CommitmentKey, ResponseKey, ResponsesOf, RevisionsOf, SuggestionKey, UserKey,
+    CommitmentKey, ResponseKey, ResponsesOf, RevisionsOf, SuggestionKey, UpdateKey, UserKey,
     ViewerFollowsSuggestion, ViewerSupports,
 };
 use super::scalars::{parse_id, to_id};
+use super::updates::CommitmentUpdate;
 use super::{ctx, loader};
 use crate::entities::suggestion::{self, Status as DbStatus};
 use crate::entities::{official_response, outcome, suggestion_revision};
 use crate::error::AppError;
+use crate::services::moderation;
 use crate::services::page::PageRequest;
 use crate::services::suggestions::{self as service, Filter, NewResponse, Order};
 
@@ -73,6 +75,29 @@ impl Suggestion {
             .await?
             .map_or(Cow::Borrowed(&self.0), Cow::Owned))
     }
+
+    /// Whether the viewer sees its real text (it is not hidden, or they may see it anyway).
+    fn reveals(&self, c: &Context<'_>) -> async_graphql::Result<bool> {
+        let viewer = ctx(c)?.1.actor.as_ref();
+        Ok(!self.0.hidden || moderation::sees_hidden(viewer, self.0.author_id, false))
+    }
+
+    fn shown<'a>(
+        &'a self,
+        c: &Context<'_>,
+        text: &'a str,
+        marker: &'a str,
+    ) -> async_graphql::Result<&'a str> {
+        let viewer = ctx(c)?.1.actor.as_ref();
+        Ok(moderation::shown(
+            viewer,
+            self.0.hidden,
+            self.0.author_id,
+            false,
+            text,
+            marker,
+        ))
+    }
 }
 
 /// What a connection's selection reaches of each suggestion, so the list reads it in its
@@ -110,17 +135,41 @@ impl Suggestion {
             .await?
             .map(User))
     }
-    /// Title.
-    async fn title(&self) -> &str {
-        &self.0.title
+    /// Title; a marker when a moderator hid it (its author and moderators still see it).
+    async fn title(&self, c: &Context<'_>) -> async_graphql::Result<&str> {
+        Ok(self.shown(c, &self.0.title, moderation::HIDDEN_TITLE)?)
     }
-    /// Body, in Markdown.
+    /// Body, in Markdown; a marker when hidden, as for `title`.
     async fn body(&self, c: &Context<'_>) -> async_graphql::Result<String> {
+        if !self.reveals(c)? {
+            return Ok(moderation::HIDDEN_BODY.to_string());
+        }
         Ok(self.with_bodies(c).await?.body.clone())
     }
-    /// Body rendered to sanitised HTML.
+    /// Body rendered to sanitised HTML; a marker when hidden, as for `title`.
     async fn body_html(&self, c: &Context<'_>) -> async_graphql::Result<String> {
+        if !self.reveals(c)? {
+            return Ok(moderation::HIDDEN_BODY_HTML.to_string());
+        }
         Ok(self.with_bodies(c).await?.body_html.clone())
+    }
+    /// Whether a moderator hid it. Everyone but its author and moderators then sees a
+    /// marker instead of its title and body.
+    async fn hidden(&self) -> bool {
+        self.0.hidden
+    }
+    /// The official update it answers, if any.
+    async fn in_reply_to_update(
+        &self,
+        c: &Context<'_>,
+    ) -> async_graphql::Result<Option<CommitmentUpdate>> {
+        let Some(id) = self.0.in_reply_to_update_id else {
+            return Ok(None);
+        };
+        Ok(loader(c)?
+            .load_one(UpdateKey(id))
+            .await?
+            .map(CommitmentUpdate))
     }
     /// Where it stands in the workflow.
     async fn status(&self) -> SuggestionStatus {
@@ -156,8 +205,12 @@ impl Suggestion {
             .unwrap_or_default();
         Ok(found.into_iter().map(OfficialResponse).collect())
     }
-    /// Earlier versions, oldest first, kept when the author edited it.
+    /// Earlier versions, oldest first, kept when the author edited it (none shown while it
+    /// is hidden from the viewer).
     async fn revisions(&self, c: &Context<'_>) -> async_graphql::Result<Vec<SuggestionRevision>> {
+        if !self.reveals(c)? {
+            return Ok(Vec::new());
+        }
         let found = loader(c)?
             .load_one(RevisionsOf(self.0.id))
             .await?
@@ -320,7 +373,6 @@ pub(crate) async fn suggestion_connection(
     filter: SuggestionFilter,
     order_by: Option<SuggestionOrder>,
 ) -> async_graphql::Result<SuggestionConnection> {
-    let (services, _) = ctx(c)?;
     let page = PageRequest::parse(first, after.as_deref())?;
     let filter = Filter {
         commitment_id: filter
@@ -335,8 +387,20 @@ pub(crate) async fn suggestion_connection(
             .map(|i| parse_id("filter.authorId", i))
             .transpose()?,
         awaiting_response: filter.awaiting_response,
+        in_reply_to_update_id: None,
     };
-    let order: Order = order_by.unwrap_or_default().into();
+    suggestion_page(c, page, filter, order_by.unwrap_or_default().into()).await
+}
+
+/// A page of suggestions matching `filter`, with what the selection reaches joined into
+/// the list's one statement.
+pub(crate) async fn suggestion_page(
+    c: &Context<'_>,
+    page: PageRequest,
+    filter: Filter,
+    order: Order,
+) -> async_graphql::Result<SuggestionConnection> {
+    let (services, _) = ctx(c)?;
     let found = service::list_with(services, &filter, order, &page, include_for(c)).await?;
     let (mut authors, mut commitments) = (Vec::new(), Vec::new());
     let found = found.map(|l| {
@@ -367,6 +431,8 @@ pub struct CreateSuggestionInput {
     pub title: String,
     /// Body in Markdown, 1–20,000 characters.
     pub body: String,
+    /// The official update (of the same commitment) this suggestion answers.
+    pub in_reply_to_update_id: Option<ID>,
 }
 
 /// Changes by the author while the suggestion is SUBMITTED.
@@ -549,7 +615,13 @@ impl SuggestionMutation {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
         let id = parse_id("commitmentId", &input.commitment_id)?;
-        let created = service::create(services, actor, id, &input.title, &input.body).await?;
+        let update_id = input
+            .in_reply_to_update_id
+            .as_ref()
+            .map(|i| parse_id("inReplyToUpdateId", i))
+            .transpose()?;
+        let created =
+            service::create(services, actor, id, &input.title, &input.body, update_id).await?;
         Ok(CreateSuggestionPayload {
             suggestion: Suggestion(created),
         })

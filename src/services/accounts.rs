@@ -714,9 +714,34 @@ pub async fn set_user_role(
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("user"))?;
+    let previous = target.role;
     let user = set_role_in_tx(&tx, target, role).await?;
+    if previous != role {
+        let reason = format!("{} → {}", role_name(previous), role_name(role));
+        super::moderation_log::record(
+            &tx,
+            super::moderation_log::Entry {
+                actor_id: actor.id,
+                action: crate::entities::moderation_action::Action::RoleChange,
+                subject_type: crate::entities::report::SubjectType::User,
+                subject_id: user.id,
+                working_group_id: None,
+                reason: Some(&reason),
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(user)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Member => "MEMBER",
+        Role::Organiser => "ORGANISER",
+        Role::Official => "OFFICIAL",
+        Role::Admin => "ADMIN",
+    }
 }
 
 /// The command line's way to bootstrap the first admin.

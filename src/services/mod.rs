@@ -10,6 +10,7 @@ pub mod commitments;
 pub mod discussions;
 pub mod groups;
 pub mod meetups;
+pub mod moderation;
 pub mod moderation_log;
 pub mod outbox;
 pub mod page;
@@ -17,6 +18,7 @@ pub mod seed;
 pub mod suggestions;
 pub mod throttle;
 pub mod toggle;
+pub mod updates;
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, outbox, toggle, Ctx};
+use super::{account_limits, field, outbox, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::Title;
@@ -48,6 +48,8 @@ pub struct Filter {
     pub status: Option<Status>,
     pub author_id: Option<Uuid>,
     pub awaiting_response: Option<bool>,
+    /// Only those written in reply to this official update.
+    pub in_reply_to_update_id: Option<Uuid>,
 }
 
 pub struct NewResponse {
@@ -135,6 +137,7 @@ pub async fn create(
     commitment_id: Uuid,
     title: &str,
     body: &str,
+    in_reply_to_update_id: Option<Uuid>,
 ) -> AppResult<suggestion::Model> {
     actor.require_verified()?;
     let title = field("title", Title::parse(title, TITLE_MIN, TITLE_MAX))?;
@@ -149,6 +152,10 @@ pub async fn create(
             "this commitment was withdrawn and takes no new suggestions".into(),
         ));
     }
+    if let Some(update_id) = in_reply_to_update_id {
+        super::updates::answered_by_suggestion(&tx, update_id, commitment_id).await?;
+    }
+    account_limits::check(ctx, &tx, actor, account_limits::Action::Suggestion).await?;
     let at = now();
     let created = suggestion::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -166,7 +173,7 @@ pub async fn create(
         duplicate_of_id: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
-        in_reply_to_update_id: Set(None),
+        in_reply_to_update_id: Set(in_reply_to_update_id),
         hidden: Set(false),
     }
     .insert(&tx)
@@ -339,6 +346,9 @@ fn filtered(filter: &Filter) -> Select<suggestion::Entity> {
     }
     if let Some(w) = filter.awaiting_response {
         q = q.filter(suggestion::Column::AwaitingResponse.eq(w));
+    }
+    if let Some(u) = filter.in_reply_to_update_id {
+        q = q.filter(suggestion::Column::InReplyToUpdateId.eq(u));
     }
     q
 }

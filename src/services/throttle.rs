@@ -183,11 +183,22 @@ fn retry_after_seconds(until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 /// committed before the caller does the work, with each row locked in key order (so
 /// concurrent reservations queue instead of deadlocking).
 pub async fn reserve(db: &DatabaseConnection, limits: &[&Limit]) -> AppResult<()> {
+    let tx = begin_write(db).await?;
+    let result = reserve_in(&tx, limits).await;
+    if matches!(result, Ok(()) | Err(AppError::RateLimited { .. })) {
+        // A refusal keeps the locks it set.
+        tx.commit().await?;
+    }
+    result
+}
+
+/// `reserve` inside the caller's transaction: the attempt counts only if that transaction
+/// commits (a write refused for another reason, or by a limit, costs nothing).
+pub async fn reserve_in<C: ConnectionTrait>(conn: &C, limits: &[&Limit]) -> AppResult<()> {
     let mut limits = limits.to_vec();
     limits.sort_by(|a, b| a.key.cmp(&b.key));
     limits.dedup_by(|a, b| a.key == b.key);
     let at = now();
-    let tx = begin_write(db).await?;
     let mut counted = Vec::new();
     let mut refused: Option<DateTime<Utc>> = None;
     for limit in limits {
@@ -198,11 +209,11 @@ pub async fn reserve(db: &DatabaseConnection, limits: &[&Limit]) -> AppResult<()
             locked_until: Set(None),
         })
         .on_conflict_do_nothing_on([throttle_bucket::Column::Key])
-        .exec_without_returning(&tx)
+        .exec_without_returning(conn)
         .await?;
         let bucket = Bucket::find_by_id(limit.key.clone())
             .lock_exclusive()
-            .one(&tx)
+            .one(conn)
             .await?
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("throttle bucket vanished")))?;
         let count = Count {
@@ -214,24 +225,35 @@ pub async fn reserve(db: &DatabaseConnection, limits: &[&Limit]) -> AppResult<()
             Decision::Counted(next) => counted.push((bucket, next)),
             Decision::Refused { next, until } => {
                 if next != count {
-                    store(&tx, bucket, next).await?;
+                    store(conn, bucket, next).await?;
                 }
                 refused = Some(refused.map_or(until, |u| u.max(until)));
             }
         }
     }
     if let Some(until) = refused {
-        // Keep the locks just set; count nothing against the other limits.
-        tx.commit().await?;
+        // Count nothing against the other limits.
         return Err(AppError::RateLimited {
             retry_after_seconds: retry_after_seconds(until, at),
         });
     }
     for (bucket, next) in counted {
-        store(&tx, bucket, next).await?;
+        store(conn, bucket, next).await?;
     }
-    tx.commit().await?;
     Ok(())
+}
+
+/// A budget of `max_attempts` per `window` for one account and one kind of action (posts,
+/// threads, suggestions), shut only until the window ends.
+pub fn per_account(scope: &str, account: uuid::Uuid, max_attempts: i32, window: Duration) -> Limit {
+    Limit {
+        key: format!("{scope}:{account}"),
+        policy: Policy {
+            max_attempts,
+            window,
+            lockout: Duration::zero(),
+        },
+    }
 }
 
 async fn store<C: ConnectionTrait>(
@@ -405,6 +427,14 @@ mod tests {
             login_lockout_secs: 900,
             signup_per_hour_per_address: 20,
             mail_requests_per_hour_per_address: 20,
+            posts_per_minute: 10,
+            posts_per_hour: 120,
+            threads_per_minute: 2,
+            threads_per_hour: 20,
+            suggestions_per_minute: 3,
+            suggestions_per_hour: 20,
+            new_account_factor: 0.25,
+            new_account_secs: 86_400,
         };
         let huge = "x".repeat(100_000);
         let login = LoginLimits::new(&settings, &huge, Some(&huge));
