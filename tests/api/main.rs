@@ -19,9 +19,13 @@ mod http;
 mod mail;
 mod meetups;
 mod migrations;
+// Reports, hiding, the moderation log and writing limits.
+mod moderation;
 mod outbox;
 mod races;
 mod schema;
 mod sessions;
 mod suggestions;
 mod throttling;
+// Official updates.
+mod updates;
