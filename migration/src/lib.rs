@@ -9,6 +9,7 @@ mod m20261127_000003_forum;
 mod m20261127_000004_hardening;
 mod m20261127_000005_groups;
 mod m20261127_000006_discussions;
+mod m20261127_000007_moderation_log_append_only;
 mod schema_helpers;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_hardening::Migration),
             Box::new(m20261127_000005_groups::Migration),
             Box::new(m20261127_000006_discussions::Migration),
+            Box::new(m20261127_000007_moderation_log_append_only::Migration),
         ]
     }
 }

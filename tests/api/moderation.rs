@@ -840,3 +840,32 @@ async fn a_refused_write_does_not_use_up_the_budget() {
     assert!(suggest(&app, &ann, &commitment, 0).await["errors"].is_null());
     retry_after(&suggest(&app, &ann, &commitment, 1).await);
 }
+
+#[tokio::test]
+async fn the_database_refuses_to_rewrite_or_delete_the_moderation_log() {
+    let w = world().await;
+    let app = &w.app;
+    let r = app
+        .gql(
+            Some(&w.admin.access),
+            HIDE,
+            json!({"i": {"updateId": w.update}}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    for sql in [
+        "UPDATE moderation_actions SET reason = 'rewritten'",
+        "DELETE FROM moderation_actions",
+    ] {
+        let refused = sea_orm::ConnectionTrait::execute_unprepared(&app.db, sql).await;
+        assert!(refused.is_err(), "{sql} went through");
+    }
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT COUNT(*) FROM moderation_actions WHERE reason IS NULL"
+        )
+        .await,
+        1
+    );
+}
