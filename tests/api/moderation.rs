@@ -869,3 +869,33 @@ async fn the_database_refuses_to_rewrite_or_delete_the_moderation_log() {
         1
     );
 }
+
+#[tokio::test]
+async fn concurrent_writes_on_two_instances_share_one_budget() {
+    let limit = |s: &mut convene::config::Settings| {
+        s.limits.suggestions_per_minute = 3;
+        s.limits.new_account_factor = 1.0;
+    };
+    let one = spawn_app_with(limit).await;
+    let official = user_with_role(&one, "official@example.org", "Olu", Role::Official).await;
+    let ann = one.verified_user("ann@example.org", "Ann").await;
+    let commitment = create_commitment(&one, &official, "UK0072", "Open contracts").await;
+    // The second instance starts once the accounts exist (its outbox worker would take the
+    // first one's verification mails).
+    let two = spawn_app_on(
+        tempfile::tempdir().unwrap(),
+        one.database_url.clone(),
+        limit,
+    )
+    .await;
+    let answers = futures::future::join_all((0..10).map(|n| {
+        let app = if n % 2 == 0 { &one } else { &two };
+        suggest(app, &ann, &commitment, n)
+    }))
+    .await;
+    let written = answers.iter().filter(|r| r["errors"].is_null()).count();
+    assert_eq!(written, 3, "{answers:?}");
+    for r in answers.iter().filter(|r| !r["errors"].is_null()) {
+        retry_after(r);
+    }
+}

@@ -294,3 +294,55 @@ async fn readers_answer_an_update_with_a_suggestion_of_the_same_commitment() {
         .unwrap();
     assert_eq!(written, 0);
 }
+
+#[tokio::test]
+async fn a_page_of_updates_costs_the_same_statements_whatever_its_size() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    // The outbox worker polls in the background; only the request's statements count.
+    db.set_metric_callback(move |info| {
+        if !info.statement.sql.contains("outbox") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let app = spawn_app_with_db(db, url, dir, |_| {}).await;
+    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
+    let admin = user_with_role(&app, "admin@example.org", "Ada", Role::Admin).await;
+    let commitment = create_commitment(&app, &official, "UK0072", "Open contracts").await;
+    let milestone = add_milestone(&app, &official, &commitment, "Publish the register").await;
+    for i in 0..12 {
+        let who = if i % 2 == 0 { &official } else { &admin };
+        let r = publish(
+            &app,
+            who,
+            json!({"commitmentId": commitment, "title": format!("Update {i}"), "body": "News.", "milestoneId": milestone}),
+        )
+        .await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let q = "query($c: ID!, $n: Int) { commitment(id: $c) { updates(first: $n) { nodes { title bodyHtml hidden author { displayName } milestone { title } commitment { reference } } } } }";
+    let mut costs = Vec::new();
+    for n in [2, 10] {
+        statements.store(0, Ordering::SeqCst);
+        let r = app.gql(None, q, json!({"c": commitment, "n": n})).await;
+        let cost = statements.load(Ordering::SeqCst);
+        let nodes = r["data"]["commitment"]["updates"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(nodes.len(), n);
+        assert!(nodes
+            .iter()
+            .all(|n| n["milestone"]["title"] == "Publish the register"));
+        costs.push(cost);
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "statements for 2 vs 10 updates: {costs:?}"
+    );
+}
