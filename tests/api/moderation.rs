@@ -899,3 +899,30 @@ async fn concurrent_writes_on_two_instances_share_one_budget() {
         retry_after(r);
     }
 }
+
+#[tokio::test]
+async fn a_private_groups_content_cannot_be_reported_by_those_who_cannot_see_it() {
+    let w = world().await;
+    let app = &w.app;
+    let r = app
+        .gql(
+            Some(&w.org.access),
+            "mutation($i: CreateWorkingGroupInput!) { createWorkingGroup(input: $i) { workingGroup { id } } }",
+            json!({"i": {"name": "Steering", "slug": "steering", "visibility": "PRIVATE", "joinPolicy": "INVITE"}}),
+        )
+        .await;
+    let private = r["data"]["createWorkingGroup"]["workingGroup"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let (_, post_id) = group_thread_with_post(app, &private, &w.org.user_id).await;
+    let r = report(app, &w.bob, json!({"postId": post_id, "reason": "SPAM"})).await;
+    assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
+    // An administrator sees inside every group, and may report (and moderate) there.
+    let r = report(app, &w.admin, json!({"postId": post_id, "reason": "OTHER"})).await;
+    assert_eq!(
+        r["data"]["reportContent"]["report"]["workingGroupId"],
+        private.as_str(),
+        "{r}"
+    );
+}
