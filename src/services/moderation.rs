@@ -496,6 +496,9 @@ pub async fn resolve_report(
         .await?
         .ok_or(AppError::NotFound("report"))?;
     tx.commit().await?;
+    if resolution == Resolution::Hide {
+        announce(ctx, &subject);
+    }
     Ok(resolved)
 }
 
@@ -517,7 +520,17 @@ pub async fn set_visibility(
         resolve_open_reports(&tx, actor, &subject, Resolution::Hide, note.as_deref()).await?;
     }
     tx.commit().await?;
+    announce(ctx, &subject);
     Ok(Subject { hidden, ..subject })
+}
+
+/// Tells live views of a suggestion that it changed (they re-read it through the
+/// visibility rule, so a hidden one reaches each subscriber as that subscriber may see it).
+fn announce(ctx: &Ctx, subject: &Subject) {
+    if subject.kind == SubjectType::Suggestion {
+        ctx.events
+            .publish(crate::events::Event::SuggestionUpdated { id: subject.id });
+    }
 }
 
 fn require_admin(actor: &Actor) -> AppResult<()> {
@@ -555,4 +568,37 @@ pub async fn log_page(
 pub async fn count_log(ctx: &Ctx, actor: &Actor) -> AppResult<u64> {
     require_admin(actor)?;
     Ok(moderation_action::Entity::find().count(&ctx.db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::user::Role;
+
+    fn actor(role: Role) -> Actor {
+        Actor {
+            id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            role,
+            email_verified: true,
+        }
+    }
+
+    #[test]
+    fn hidden_text_shows_to_its_author_and_moderators_only() {
+        let author = actor(Role::Member);
+        let admin = actor(Role::Admin);
+        let official = actor(Role::Official);
+        let other = actor(Role::Member);
+        let show = |viewer: Option<&Actor>, hidden, organises| {
+            shown(viewer, hidden, author.id, organises, "text", "marker")
+        };
+        assert_eq!(show(Some(&author), true, false), "text");
+        assert_eq!(show(Some(&admin), true, false), "text");
+        assert_eq!(show(Some(&other), true, true), "text");
+        assert_eq!(show(Some(&official), true, false), "marker");
+        assert_eq!(show(Some(&other), true, false), "marker");
+        assert_eq!(show(None, true, false), "marker");
+        assert_eq!(show(None, false, false), "text");
+    }
 }
