@@ -175,6 +175,20 @@ impl Thread {
         let access = thread_access(c, &self.0).await?;
         prime_thread(c, &self.0, access.as_ref())?;
         let found = posts::list(services, self.0.id, &page).await?;
+        // The page's authors in one statement, and its posts as the parents of their
+        // replies: the items' relations are then map lookups, not rounds whose timing
+        // decides how many statements they cost.
+        let mut authors: Vec<uuid::Uuid> = found.items.iter().map(|(_, p)| p.author_id).collect();
+        authors.sort_unstable();
+        authors.dedup();
+        let l = loader(c)?;
+        l.prime(
+            posts::profiles(services, authors)
+                .await?
+                .into_iter()
+                .map(|u| (UserKey(u.id), u)),
+        );
+        l.prime(found.items.iter().map(|(_, p)| (PostKey(p.id), p.clone())));
         let total = u64::try_from(self.0.post_count).unwrap_or(0);
         Ok(PostConnection::new(
             found,
@@ -500,6 +514,13 @@ impl DiscussionQuery {
         match found {
             Some((t, access)) => {
                 prime_thread(c, &t, access.as_ref())?;
+                let l = loader(c)?;
+                l.prime(
+                    posts::profiles(services, vec![t.author_id])
+                        .await?
+                        .into_iter()
+                        .map(|u| (UserKey(u.id), u)),
+                );
                 Ok(Some(Thread(t)))
             }
             None => Err(AppError::NotFound("thread").into()),

@@ -15,7 +15,7 @@ use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::{MarkdownBody, Title};
 use crate::entities::thread::{self, Context};
-use crate::entities::{commitment, post, post_revision};
+use crate::entities::{commitment, post, post_revision, user};
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::services::account_limits::{self, Action};
@@ -321,6 +321,18 @@ pub async fn delete(ctx: &Ctx, actor: &Actor, id: Uuid) -> AppResult<post::Model
     let updated = m.update(&tx).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// The public profiles of `ids` (authors of a page), in one statement.
+pub async fn profiles(ctx: &Ctx, ids: Vec<Uuid>) -> AppResult<Vec<user::Profile>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .into_partial_model::<user::Profile>()
+        .all(&ctx.db)
+        .await?)
 }
 
 /// A page of a thread's posts in conversation order. The cursor is the sort key, which a
