@@ -1,9 +1,7 @@
 //! Discussions: threads and their posts, reactions, locking and pinning, and the live
 //! `postAdded` subscription.
 
-use async_graphql::{
-    Context, Enum, InputObject, Object, SimpleObject, Subscription, Union, ID,
-};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, Subscription, Union, ID};
 use chrono::{DateTime, Utc};
 use futures::Stream;
 
@@ -12,8 +10,8 @@ use super::commitments::Commitment;
 use super::connection::connection;
 use super::groups::{viewer_access_to, WorkingGroup};
 use super::loaders::{
-    CommitmentKey, GroupKey, PostKey, PostRevisionsOf, SuggestionKey, ThreadKey,
-    ThreadResponsesOf, UserKey, ViewerMembership, ViewerReactions,
+    CommitmentKey, GroupKey, PostKey, PostRevisionsOf, SuggestionKey, ThreadKey, ThreadResponsesOf,
+    UserKey, ViewerMembership, ViewerReactions,
 };
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{OfficialResponse, Suggestion};
@@ -483,7 +481,8 @@ impl DiscussionQuery {
         #[graphql(desc = "Narrows the list.")] filter: Option<ThreadFilter>,
     ) -> async_graphql::Result<ThreadConnection> {
         let filter = filter.unwrap_or_default();
-        let parse = |name: &str, id: &Option<ID>| id.as_ref().map(|i| parse_id(name, i)).transpose();
+        let parse =
+            |name: &str, id: &Option<ID>| id.as_ref().map(|i| parse_id(name, i)).transpose();
         let filter = threads::Filter {
             working_group_id: parse("filter.workingGroupId", &filter.working_group_id)?,
             commitment_id: parse("filter.commitmentId", &filter.commitment_id)?,

@@ -45,7 +45,11 @@ pub struct Subscription(DiscussionSubscription);
 pub type ConveneSchema = Schema<Query, Mutation, Subscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
 }
 
 /// Builds the schema with the configured limits. Request data (services, viewer) is added

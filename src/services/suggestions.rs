@@ -863,8 +863,7 @@ pub async fn publish_thread_response(
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("thread"))?;
-    let (t, access) =
-        super::discussions::visibility::access_for(&tx, Some(actor), t).await?;
+    let (t, access) = super::discussions::visibility::access_for(&tx, Some(actor), t).await?;
     let public = access
         .as_ref()
         .is_none_or(|a| a.group.visibility == working_group::Visibility::Public);

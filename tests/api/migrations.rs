@@ -262,19 +262,23 @@ async fn the_discussions_migration_gives_every_existing_suggestion_its_thread() 
     let commitment = id("00000000000070008000000000000001");
     exec(
         &db,
-        &format!("INSERT INTO users (id, email, email_normalized, password_hash, display_name, bio, \
+        &format!(
+            "INSERT INTO users (id, email, email_normalized, password_hash, display_name, bio, \
          organisation, sector, role, email_verified_at, created_at, updated_at) VALUES \
          ({ann}, 'ann@example.org', 'ann@example.org', 'x', \
          'Ann', '', '', 'INDIVIDUAL', 'MEMBER', '2026-01-01T00:00:00Z', \
-         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"),
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        ),
     )
     .await;
     exec(
         &db,
-        &format!("INSERT INTO commitments (id, reference, title, description, action_plan, \
+        &format!(
+            "INSERT INTO commitments (id, reference, title, description, action_plan, \
          lead_institution, policy_area, status, follower_count, created_at, updated_at) \
          VALUES ({commitment}, 'UK0072', 'Involving data users', \
-         '', '', '', '', 'NOT_STARTED', 0, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"),
+         '', '', '', '', 'NOT_STARTED', 0, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        ),
     )
     .await;
     for n in 1..=3 {

@@ -82,7 +82,9 @@ async fn insert_post(
         Some(p) => (
             p.parent_id,
             p.depth,
-            p.sort_key.rsplit_once('.').map(|(head, _)| head.to_string()),
+            p.sort_key
+                .rsplit_once('.')
+                .map(|(head, _)| head.to_string()),
         ),
     };
     let sort_key = match prefix {

@@ -72,7 +72,9 @@ pub async fn react(
             ));
         }
         if p.deleted_at.is_some() {
-            return Err(AppError::Conflict("a deleted post takes no reactions".into()));
+            return Err(AppError::Conflict(
+                "a deleted post takes no reactions".into(),
+            ));
         }
     }
     let row = post_reaction::ActiveModel {

@@ -111,7 +111,11 @@ fn cursor(t: &thread::Model) -> Cursor {
 
 fn decode(after: &Cursor) -> AppResult<(bool, DateTime<Utc>)> {
     let bad = || AppError::bad_input("after", "not a cursor from this list");
-    let k = after.k.as_ref().and_then(|k| k.as_array()).ok_or_else(bad)?;
+    let k = after
+        .k
+        .as_ref()
+        .and_then(|k| k.as_array())
+        .ok_or_else(bad)?;
     let pinned = k.first().and_then(|p| p.as_bool()).ok_or_else(bad)?;
     let at = k
         .get(1)
