@@ -10,8 +10,8 @@ use super::commitments::Commitment;
 use super::connection::connection;
 use super::groups::{viewer_access_to, WorkingGroup};
 use super::loaders::{
-    CommitmentKey, GroupKey, PostKey, PostRevisionsOf, SuggestionKey, ThreadKey, ThreadResponsesOf,
-    UserKey, ViewerMembership, ViewerReactions,
+    CommitmentKey, GroupKey, PostKey, PostRevisionsOf, PostsOf, SuggestionKey, ThreadKey,
+    ThreadResponsesOf, ThreadsOf, UserKey, ViewerMembership, ViewerReactions,
 };
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{OfficialResponse, Suggestion};
@@ -24,7 +24,7 @@ use crate::events::Event;
 use crate::services::discussions::visibility::{DELETED_MARKER, HIDDEN_MARKER};
 use crate::services::discussions::{self as service, posts, reactions, threads};
 use crate::services::groups::Access;
-use crate::services::page::PageRequest;
+use crate::services::page::{Page, PageRequest};
 
 /// A reaction to a post; each account gives each kind at most once per post.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -172,20 +172,24 @@ impl Thread {
         let page = PageRequest::parse(first, after.as_deref())?;
         let access = thread_access(c, &self.0).await?;
         prime_thread(c, &self.0, access.as_ref())?;
-        let found = posts::list(services, self.0.id, &page).await?;
-        // The page's authors in one statement, and its posts as the parents of their
-        // replies: the items' relations are then map lookups, not rounds whose timing
-        // decides how many statements they cost.
-        let mut authors: Vec<uuid::Uuid> = found.items.iter().map(|(_, p)| p.author_id).collect();
-        authors.sort_unstable();
-        authors.dedup();
+        let found = match &page.after {
+            // The first page comes through the loader, so a page of threads reads all
+            // their first pages in one statement.
+            None => {
+                let rows = loader(c)?
+                    .load_one(PostsOf {
+                        thread: self.0.id,
+                        first: page.first,
+                    })
+                    .await?
+                    .unwrap_or_default();
+                Page::from_rows(rows, page.first, posts::cursor)
+            }
+            Some(_) => posts::list(services, self.0.id, &page).await?,
+        };
+        // The page's posts are the parents of most of its replies: those are then map
+        // lookups. Their authors load in one round for the whole page (or page of threads).
         let l = loader(c)?;
-        l.prime(
-            posts::profiles(services, authors)
-                .await?
-                .into_iter()
-                .map(|u| (UserKey(u.id), u)),
-        );
         l.prime(found.items.iter().map(|(_, p)| (PostKey(p.id), p.clone())));
         let total = u64::try_from(self.0.post_count).unwrap_or(0);
         Ok(PostConnection::new(
@@ -428,6 +432,45 @@ pub(crate) async fn thread_connection(
     ))
 }
 
+/// The threads of a commitment or group: the first page through the loader (one statement
+/// for a whole page of parents), later pages from the list.
+async fn parent_threads(
+    c: &Context<'_>,
+    parent: threads::Parent,
+    id: uuid::Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<ThreadConnection> {
+    let page = PageRequest::parse(first, after.as_deref())?;
+    let filter = threads::Filter {
+        commitment_id: (parent == threads::Parent::Commitment).then_some(id),
+        working_group_id: (parent == threads::Parent::WorkingGroup).then_some(id),
+        ..Default::default()
+    };
+    if page.after.is_some() {
+        return thread_connection(c, first, after, filter).await;
+    }
+    let (services, viewer) = ctx(c)?;
+    let rows = loader(c)?
+        .load_one(ThreadsOf {
+            parent,
+            id,
+            first: page.first,
+        })
+        .await?
+        .unwrap_or_default();
+    let found = Page::from_rows(rows, page.first, threads::cursor);
+    let (s, actor) = (services.clone(), viewer.actor.clone());
+    Ok(ThreadConnection::new(
+        found,
+        Thread,
+        Box::new(move || {
+            let (s, f, a) = (s.clone(), filter.clone(), actor.clone());
+            Box::pin(async move { threads::count(&s, a.as_ref(), &f).await })
+        }),
+    ))
+}
+
 /// A group's threads, for `WorkingGroup.threads`: null for viewers who cannot see inside a
 /// private group.
 pub(crate) async fn group_threads(
@@ -445,11 +488,9 @@ pub(crate) async fn group_threads(
     if let Some(m) = access.membership {
         l.prime([(ViewerMembership(group.id), m)]);
     }
-    let filter = threads::Filter {
-        working_group_id: Some(group.id),
-        ..Default::default()
-    };
-    Ok(Some(thread_connection(c, first, after, filter).await?))
+    Ok(Some(
+        parent_threads(c, threads::Parent::WorkingGroup, group.id, first, after).await?,
+    ))
 }
 
 /// A commitment's threads, for `Commitment.threads`.
@@ -459,11 +500,7 @@ pub(crate) async fn commitment_threads(
     first: Option<i32>,
     after: Option<String>,
 ) -> async_graphql::Result<ThreadConnection> {
-    let filter = threads::Filter {
-        commitment_id: Some(commitment_id),
-        ..Default::default()
-    };
-    thread_connection(c, first, after, filter).await
+    parent_threads(c, threads::Parent::Commitment, commitment_id, first, after).await
 }
 
 #[derive(Default)]

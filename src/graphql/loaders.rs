@@ -502,3 +502,86 @@ impl Loader<ThreadResponsesOf> for Loaders {
         Ok(out)
     }
 }
+
+/// The first page of threads of a commitment (or of a group), one more than shown so the
+/// page knows whether another follows.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ThreadsOf {
+    pub parent: crate::services::discussions::threads::Parent,
+    pub id: Uuid,
+    pub first: u64,
+}
+
+/// The first page of posts of a thread, one more than shown.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct PostsOf {
+    pub thread: Uuid,
+    pub first: u64,
+}
+
+/// First pages of threads, one statement per parent kind and page size in the round.
+impl Loader<ThreadsOf> for Loaders {
+    type Value = Vec<thread::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ThreadsOf],
+    ) -> Result<HashMap<ThreadsOf, Vec<thread::Model>>, LoadError> {
+        use crate::services::discussions::threads::{first_threads, Parent};
+        let mut rounds: HashMap<(Parent, u64), Vec<Uuid>> = HashMap::new();
+        for k in keys {
+            rounds.entry((k.parent, k.first)).or_default().push(k.id);
+        }
+        let mut out: HashMap<ThreadsOf, Vec<thread::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for ((parent, first), ids) in rounds {
+            let rows = first_threads(&self.ctx.db, parent, &ids, first + 1)
+                .await
+                .map_err(err)?;
+            for t in rows {
+                let id = match parent {
+                    Parent::Commitment => t.commitment_id,
+                    Parent::WorkingGroup => t.working_group_id,
+                };
+                if let Some(id) = id {
+                    out.entry(ThreadsOf { parent, id, first })
+                        .or_default()
+                        .push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// First pages of posts, one statement per page size in the round.
+impl Loader<PostsOf> for Loaders {
+    type Value = Vec<post::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[PostsOf],
+    ) -> Result<HashMap<PostsOf, Vec<post::Model>>, LoadError> {
+        let mut sizes: std::collections::BTreeMap<u64, Vec<Uuid>> = Default::default();
+        for k in keys {
+            sizes.entry(k.first).or_default().push(k.thread);
+        }
+        let mut out: HashMap<PostsOf, Vec<post::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (first, threads) in sizes {
+            let rows =
+                crate::services::discussions::posts::first_posts(&self.ctx.db, &threads, first + 1)
+                    .await
+                    .map_err(err)?;
+            for p in rows {
+                out.entry(PostsOf {
+                    thread: p.thread_id,
+                    first,
+                })
+                .or_default()
+                .push(p);
+            }
+        }
+        Ok(out)
+    }
+}

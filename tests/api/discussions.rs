@@ -1331,3 +1331,57 @@ async fn post_added_pushes_visible_posts_and_refuses_outsiders() {
     let got = moderator.next().await.unwrap().data.into_json().unwrap();
     assert_eq!(got["postAdded"]["body"], "A visible reply");
 }
+
+#[tokio::test]
+async fn a_page_of_threads_with_their_first_posts_costs_the_same_statements_whatever_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    db.set_metric_callback(move |info| {
+        if !info.statement.sql.contains("outbox") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let app = spawn_app_with_db(db, url, dir, |s| s.graphql.max_cost = 20_000).await;
+    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
+    let ann = app.verified_user("ann@example.org", "Ann").await;
+    let bob = app.verified_user("bob@example.org", "Bob").await;
+    let small = create_commitment(&app, &official, "UK0070", "FOI code").await;
+    let large = create_commitment(&app, &official, "UK0072", "Involving data users").await;
+    for (commitment, n) in [(&small, 2), (&large, 8)] {
+        for i in 0..n {
+            let (t, first) = thread_on(
+                &app,
+                &ann,
+                json!({"commitmentId": commitment}),
+                &format!("Topic {i}"),
+            )
+            .await;
+            reply_id(&app, &bob, &t, Some(&first), "A reply").await;
+        }
+    }
+    let q = "query($c: ID!) { commitment(id: $c) { threads(first: 10) { totalCount nodes { title postCount author { displayName } posts(first: 3) { nodes { body author { displayName } reactions { count viewerReacted } } } } } } }";
+    let mut costs = Vec::new();
+    for (commitment, n) in [(&small, 2), (&large, 8)] {
+        statements.store(0, Ordering::SeqCst);
+        let r = app
+            .gql(Some(&bob.access), q, json!({"c": commitment}))
+            .await;
+        let cost = statements.load(Ordering::SeqCst);
+        let nodes = r["data"]["commitment"]["threads"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(nodes.len(), n);
+        assert!(nodes
+            .iter()
+            .all(|t| t["posts"]["nodes"][1]["body"] == "A reply"
+                && t["posts"]["nodes"][1]["author"]["displayName"] == "Bob"));
+        costs.push(cost);
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "statements for 2 vs 8 threads: {costs:?}"
+    );
+}

@@ -1,10 +1,11 @@
 //! Starting threads and writing in them: replies in conversation order, edits that keep
 //! every earlier version, deletions that leave the replies in place.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -350,8 +351,39 @@ pub async fn list(ctx: &Ctx, thread_id: Uuid, page: &PageRequest) -> AppResult<P
         .limit(page.first + 1)
         .all(&ctx.db)
         .await?;
-    Ok(Page::from_rows(rows, page.first, |p| Cursor {
+    Ok(Page::from_rows(rows, page.first, cursor))
+}
+
+/// A post's place in conversation order, as a page cursor.
+pub fn cursor(p: &post::Model) -> Cursor {
+    Cursor {
         k: Some(json!(p.sort_key)),
         id: p.id,
-    }))
+    }
+}
+
+/// The first `n` posts of each of `threads` in conversation order, in one statement (a
+/// row number per thread), for a page of threads that shows their first posts.
+pub async fn first_posts<C: ConnectionTrait>(
+    conn: &C,
+    threads: &[Uuid],
+    n: u64,
+) -> Result<Vec<post::Model>, sea_orm::DbErr> {
+    let inner = post::Entity::find()
+        .filter(post::Column::ThreadId.is_in(threads.to_vec()))
+        .expr_as(
+            Expr::cust(r#"ROW_NUMBER() OVER (PARTITION BY "thread_id" ORDER BY "sort_key" ASC)"#),
+            "post_rank",
+        )
+        .into_query();
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, "ranked")
+        .and_where(Expr::col("post_rank").lte(i64::try_from(n).unwrap_or(i64::MAX)))
+        .order_by("thread_id", sea_orm::Order::Asc)
+        .order_by("post_rank", sea_orm::Order::Asc)
+        .to_owned();
+    post::Model::find_by_statement(conn.get_database_backend().build(&outer))
+        .all(conn)
+        .await
 }

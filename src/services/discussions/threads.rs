@@ -1,10 +1,11 @@
 //! Reading and listing threads; locking and pinning them, each on the moderation log.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -102,7 +103,59 @@ fn filtered(actor: Option<&Actor>, filter: &Filter) -> Select<thread::Entity> {
     q
 }
 
-fn cursor(t: &thread::Model) -> Cursor {
+/// Whose threads a first page lists: several commitments' or several groups'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Parent {
+    Commitment,
+    WorkingGroup,
+}
+
+/// The first `n` threads of each of `parents` in list order (pinned first, then the most
+/// recently active), in one statement (a row number per parent), for a page of
+/// commitments or groups that shows their threads. A group's threads are returned
+/// whatever the group's visibility: the caller checks it per group.
+pub async fn first_threads<C: ConnectionTrait>(
+    conn: &C,
+    parent: Parent,
+    parents: &[Uuid],
+    n: u64,
+) -> Result<Vec<thread::Model>, sea_orm::DbErr> {
+    let (column, context, partition) = match parent {
+        Parent::Commitment => (
+            thread::Column::CommitmentId,
+            Context::Commitment,
+            "commitment_id",
+        ),
+        Parent::WorkingGroup => (
+            thread::Column::WorkingGroupId,
+            Context::WorkingGroup,
+            "working_group_id",
+        ),
+    };
+    let inner = thread::Entity::find()
+        .filter(column.is_in(parents.to_vec()))
+        .filter(thread::Column::Context.eq(context))
+        .expr_as(
+            Expr::cust(format!(
+                r#"ROW_NUMBER() OVER (PARTITION BY "{partition}" ORDER BY "pinned" DESC, "last_activity_at" DESC, "id" DESC)"#
+            )),
+            "thread_rank",
+        )
+        .into_query();
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, "ranked")
+        .and_where(Expr::col("thread_rank").lte(i64::try_from(n).unwrap_or(i64::MAX)))
+        .order_by(partition, sea_orm::Order::Asc)
+        .order_by("thread_rank", sea_orm::Order::Asc)
+        .to_owned();
+    thread::Model::find_by_statement(conn.get_database_backend().build(&outer))
+        .all(conn)
+        .await
+}
+
+/// A thread's place in its list, as a page cursor.
+pub fn cursor(t: &thread::Model) -> Cursor {
     Cursor {
         k: Some(json!([t.pinned, t.last_activity_at.to_rfc3339()])),
         id: t.id,
