@@ -222,6 +222,7 @@ pub async fn update(
     if title.is_none() && body.is_none() {
         return Ok(s);
     }
+    let renamed = title.is_some();
     suggestion_revision::ActiveModel {
         id: Set(Uuid::now_v7()),
         suggestion_id: Set(s.id),
@@ -241,6 +242,14 @@ pub async fn update(
     }
     m.updated_at = Set(now());
     let updated = m.update(&tx).await?;
+    // The suggestion's thread carries its title.
+    if renamed {
+        thread::Entity::update_many()
+            .col_expr(thread::Column::Title, Expr::value(updated.title.clone()))
+            .filter(thread::Column::SuggestionId.eq(updated.id))
+            .exec(&tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(updated)
 }

@@ -1056,6 +1056,19 @@ async fn every_suggestion_has_its_thread() {
         .await;
     assert_eq!(r["data"]["threads"]["totalCount"], 0);
     assert!(reply(app, &f.bob, id, None, "I agree").await["errors"].is_null());
+    // Renaming the suggestion renames its thread.
+    let r = app
+        .gql(
+            Some(&f.ann.access),
+            "mutation($i: UpdateSuggestionInput!) { updateSuggestion(input: $i) { suggestion { thread { title } } } }",
+            json!({"i": {"id": s, "title": "Publish the minutes monthly"}}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["updateSuggestion"]["suggestion"]["thread"]["title"],
+        "Publish the minutes monthly",
+        "{r}"
+    );
     assert_eq!(thread(app, None, id).await["postCount"], 1);
 }
 
