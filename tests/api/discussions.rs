@@ -754,6 +754,39 @@ async fn locked_threads_refuse_posts_with_the_reason_and_moderators_are_logged()
         .gql(Some(&f.official.access), unpin, json!({"id": ct}))
         .await;
     assert_eq!(r["data"]["unpinThread"]["thread"]["pinned"], false);
+    // One at a time, by last activity: the same threads in the same order.
+    thread_on(
+        app,
+        &f.ann,
+        json!({"commitmentId": f.commitment}),
+        "The newest thread",
+    )
+    .await;
+    let all = titles(
+        &app.gql(None, THREADS, json!({"f": {"commitmentId": f.commitment}}))
+            .await,
+    );
+    assert_eq!(
+        all,
+        ["The newest thread", "A newer thread", "Commitment business"]
+    );
+    let mut paged = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let r = app
+            .gql(
+                None,
+                THREADS,
+                json!({"f": {"commitmentId": f.commitment}, "n": 1, "after": after}),
+            )
+            .await;
+        paged.extend(titles(&r));
+        if r["data"]["threads"]["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = r["data"]["threads"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(paged, all);
 
     // Every change is on the record, with who and why.
     let rows = app
