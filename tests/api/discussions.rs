@@ -1431,3 +1431,42 @@ async fn a_page_of_threads_with_their_first_posts_costs_the_same_statements_what
         "statements for 2 vs 8 threads: {costs:?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_replies_keep_the_post_count_and_the_order_exact() {
+    let f = forum().await;
+    let app = &f.app;
+    let (t, first) = thread_on(
+        app,
+        &f.ann,
+        json!({"commitmentId": f.commitment}),
+        "Everyone replies",
+    )
+    .await;
+    let writers = [&f.ann, &f.bob, &f.official, &f.org];
+    let bodies: Vec<String> = (0..24).map(|i| format!("Reply {i}")).collect();
+    let replies = bodies.iter().enumerate().map(|(i, body)| {
+        let who = writers[i % writers.len()];
+        let parent = (i % 2 == 0).then_some(first.as_str());
+        reply(app, who, &t, parent, body)
+    });
+    for r in futures::future::join_all(replies).await {
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let shown = thread(app, None, &t).await;
+    assert_eq!(shown["postCount"], 25);
+    assert_eq!(posts_in(app, &t).await, 25);
+    let nodes = shown["posts"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 25);
+    // The first post's replies come right after it, then the replies to the thread.
+    let depths: Vec<i64> = nodes.iter().map(|p| p["depth"].as_i64().unwrap()).collect();
+    assert_eq!(
+        &depths[..13],
+        &[1; 1]
+            .iter()
+            .chain([2; 12].iter())
+            .copied()
+            .collect::<Vec<_>>()[..]
+    );
+    assert!(depths[13..].iter().all(|d| *d == 1));
+}
