@@ -109,6 +109,16 @@ impl Commitment {
     ) -> async_graphql::Result<super::updates::CommitmentUpdateConnection> {
         super::updates::updates_of(c, &self.0, first, after).await
     }
+    /// Discussions started on this commitment, pinned first, then the most recently active.
+    async fn threads(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
+        after: Option<String>,
+    ) -> async_graphql::Result<super::discussions::ThreadConnection> {
+        super::discussions::commitment_threads(c, self.0.id, first, after).await
+    }
     /// How many accounts follow this commitment.
     async fn follower_count(&self) -> i32 {
         self.0.follower_count

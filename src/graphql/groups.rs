@@ -241,6 +241,17 @@ impl WorkingGroup {
     ) -> async_graphql::Result<Option<super::meetups::MeetupConnection>> {
         super::meetups::group_meetups(c, &self.0, first, after, upcoming).await
     }
+    /// The group's discussions, pinned first, then the most recently active; null for
+    /// those who cannot see inside a private group.
+    async fn threads(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<super::discussions::ThreadConnection>> {
+        super::discussions::group_threads(c, &self.0, first, after).await
+    }
 }
 
 #[derive(Default)]

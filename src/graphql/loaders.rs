@@ -17,6 +17,7 @@ use crate::entities::{
 use crate::entities::{
     commitment_update, meetup, meetup_outcome, membership, working_group_commitment,
 };
+use crate::entities::{post, post_reaction, post_revision, thread};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -462,5 +463,196 @@ impl Loader<ThreadOfUpdate> for Loaders {
             .into_iter()
             .map(|(u, t)| (ThreadOfUpdate(u), t))
             .collect())
+    }
+}
+
+// ---- Discussions ------------------------------------------------------------------------
+key!(ThreadKey);
+key!(PostKey);
+// A suggestion's own thread, by suggestion id.
+key!(ThreadOfSuggestion);
+// The kinds of reaction the viewer gave a post.
+key!(ViewerReactions);
+// A post's earlier versions, oldest first.
+key!(PostRevisionsOf);
+// Official responses to a thread, oldest first.
+key!(ThreadResponsesOf);
+
+by_id!(ThreadKey, thread);
+by_id!(PostKey, post);
+
+impl Loader<ThreadOfSuggestion> for Loaders {
+    type Value = thread::Model;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ThreadOfSuggestion],
+    ) -> Result<HashMap<ThreadOfSuggestion, thread::Model>, LoadError> {
+        let rows = thread::Entity::find()
+            .filter(thread::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|t| t.suggestion_id.map(|s| (ThreadOfSuggestion(s), t)))
+            .collect())
+    }
+}
+
+/// The viewer's reactions to each post; an anonymous viewer has none and costs no statement.
+impl Loader<ViewerReactions> for Loaders {
+    type Value = Vec<post_reaction::Reaction>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ViewerReactions],
+    ) -> Result<HashMap<ViewerReactions, Vec<post_reaction::Reaction>>, LoadError> {
+        let mut out: HashMap<ViewerReactions, Vec<post_reaction::Reaction>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        let Some(viewer) = self.viewer else {
+            return Ok(out);
+        };
+        let rows = post_reaction::Entity::find()
+            .filter(post_reaction::Column::UserId.eq(viewer))
+            .filter(post_reaction::Column::PostId.is_in(ids(keys, |k| k.0)))
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        for r in rows {
+            out.entry(ViewerReactions(r.post_id))
+                .or_default()
+                .push(r.reaction);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<PostRevisionsOf> for Loaders {
+    type Value = Vec<post_revision::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[PostRevisionsOf],
+    ) -> Result<HashMap<PostRevisionsOf, Vec<post_revision::Model>>, LoadError> {
+        let rows = post_revision::Entity::find()
+            .filter(post_revision::Column::PostId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(post_revision::Column::Id)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<PostRevisionsOf, Vec<post_revision::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for r in rows {
+            out.entry(PostRevisionsOf(r.post_id)).or_default().push(r);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ThreadResponsesOf> for Loaders {
+    type Value = Vec<official_response::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ThreadResponsesOf],
+    ) -> Result<HashMap<ThreadResponsesOf, Vec<official_response::Model>>, LoadError> {
+        let rows = official_response::Entity::find()
+            .filter(official_response::Column::ThreadId.is_in(ids(keys, |k| k.0)))
+            .order_by_asc(official_response::Column::Id)
+            .all(&self.ctx.db)
+            .await
+            .map_err(err)?;
+        let mut out: HashMap<ThreadResponsesOf, Vec<official_response::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for r in rows {
+            if let Some(t) = r.thread_id {
+                out.entry(ThreadResponsesOf(t)).or_default().push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The first page of threads of a commitment (or of a group), one more than shown so the
+/// page knows whether another follows.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct ThreadsOf {
+    pub parent: crate::services::discussions::threads::Parent,
+    pub id: Uuid,
+    pub first: u64,
+}
+
+/// The first page of posts of a thread, one more than shown.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct PostsOf {
+    pub thread: Uuid,
+    pub first: u64,
+}
+
+/// First pages of threads, one statement per parent kind and page size in the round.
+impl Loader<ThreadsOf> for Loaders {
+    type Value = Vec<thread::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[ThreadsOf],
+    ) -> Result<HashMap<ThreadsOf, Vec<thread::Model>>, LoadError> {
+        use crate::services::discussions::threads::{first_threads, Parent};
+        let mut rounds: HashMap<(Parent, u64), Vec<Uuid>> = HashMap::new();
+        for k in keys {
+            rounds.entry((k.parent, k.first)).or_default().push(k.id);
+        }
+        let mut out: HashMap<ThreadsOf, Vec<thread::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for ((parent, first), ids) in rounds {
+            let rows = first_threads(&self.ctx.db, parent, &ids, first + 1)
+                .await
+                .map_err(err)?;
+            for t in rows {
+                let id = match parent {
+                    Parent::Commitment => t.commitment_id,
+                    Parent::WorkingGroup => t.working_group_id,
+                };
+                if let Some(id) = id {
+                    out.entry(ThreadsOf { parent, id, first })
+                        .or_default()
+                        .push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// First pages of posts, one statement per page size in the round.
+impl Loader<PostsOf> for Loaders {
+    type Value = Vec<post::Model>;
+    type Error = LoadError;
+    async fn load(
+        &self,
+        keys: &[PostsOf],
+    ) -> Result<HashMap<PostsOf, Vec<post::Model>>, LoadError> {
+        let mut sizes: std::collections::BTreeMap<u64, Vec<Uuid>> = Default::default();
+        for k in keys {
+            sizes.entry(k.first).or_default().push(k.thread);
+        }
+        let mut out: HashMap<PostsOf, Vec<post::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (first, threads) in sizes {
+            let rows =
+                crate::services::discussions::posts::first_posts(&self.ctx.db, &threads, first + 1)
+                    .await
+                    .map_err(err)?;
+            for p in rows {
+                out.entry(PostsOf {
+                    thread: p.thread_id,
+                    first,
+                })
+                .or_default()
+                .push(p);
+            }
+        }
+        Ok(out)
     }
 }

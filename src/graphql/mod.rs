@@ -7,6 +7,8 @@ pub mod batch;
 pub mod calendar;
 pub mod commitments;
 pub mod connection;
+// Threads, posts and their live updates (issue 9).
+pub mod discussions;
 pub mod groups;
 pub mod limits;
 pub mod loaders;

@@ -1,10 +1,11 @@
 //! The schema's roots, its limits, and the checks that run before any resolver.
 
-use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 
 use super::accounts::{AccountMutation, AccountQuery};
 use super::calendar::CalendarMutation;
 use super::commitments::{CommitmentMutation, CommitmentQuery};
+use super::discussions::{DiscussionMutation, DiscussionQuery, DiscussionSubscription};
 use super::groups::{GroupMutation, GroupQuery};
 use super::meetups::{MeetupMutation, MeetupQuery};
 use super::moderation::{ModerationMutation, ModerationQuery};
@@ -24,6 +25,8 @@ pub struct Query(
     // Official updates, reports and the moderation log.
     UpdateQuery,
     ModerationQuery,
+    // Threads and posts.
+    DiscussionQuery,
 );
 
 /// Every mutation, merged from the domain modules.
@@ -39,12 +42,22 @@ pub struct Mutation(
     // Official updates, reports and the moderation log.
     UpdateMutation,
     ModerationMutation,
+    // Threads and posts.
+    DiscussionMutation,
 );
 
-pub type ConveneSchema = Schema<Query, Mutation, EmptySubscription>;
+/// Every subscription, merged from the domain modules.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(DiscussionSubscription);
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub type ConveneSchema = Schema<Query, Mutation, Subscription>;
+
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
 }
 
 /// Builds the schema with the configured limits. Request data (services, viewer) is added

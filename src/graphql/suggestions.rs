@@ -233,6 +233,16 @@ impl Suggestion {
     async fn awaiting_response_since(&self) -> Option<DateTime<Utc>> {
         self.0.awaiting_response.then_some(self.0.created_at)
     }
+    /// Its discussion thread, created with it.
+    async fn thread(
+        &self,
+        c: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::discussions::Thread>> {
+        Ok(loader(c)?
+            .load_one(super::loaders::ThreadOfSuggestion(self.0.id))
+            .await?
+            .map(super::discussions::Thread))
+    }
     /// The suggestion this one was merged into, when DUPLICATE.
     async fn duplicate_of(&self, c: &Context<'_>) -> async_graphql::Result<Option<Suggestion>> {
         let Some(id) = self.0.duplicate_of_id else {
@@ -305,6 +315,31 @@ impl OfficialResponse {
             .load_one(SuggestionKey(id))
             .await?
             .map(Suggestion))
+    }
+    /// The discussion thread answered, when it answers a thread.
+    async fn thread(
+        &self,
+        c: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::discussions::Thread>> {
+        let Some(id) = self.0.thread_id else {
+            return Ok(None);
+        };
+        let Some(t) = loader(c)?.load_one(super::loaders::ThreadKey(id)).await? else {
+            return Ok(None);
+        };
+        // A private group's thread stays out of sight of those outside it.
+        if let Some(g) = t.working_group_id {
+            let Some(group) = loader(c)?.load_one(super::loaders::GroupKey(g)).await? else {
+                return Ok(None);
+            };
+            if !super::groups::viewer_access_to(c, group)
+                .await?
+                .can_see_inside()
+            {
+                return Ok(None);
+            }
+        }
+        Ok(Some(super::discussions::Thread(t)))
     }
     /// The commitment concerned.
     async fn commitment(&self, c: &Context<'_>) -> async_graphql::Result<Option<Commitment>> {
@@ -449,9 +484,11 @@ pub struct UpdateSuggestionInput {
 /// An official response to publish.
 #[derive(InputObject)]
 pub struct PublishResponseInput {
-    /// The suggestion answered.
-    pub suggestion_id: ID,
-    /// The answer in Markdown; required when declining.
+    /// The suggestion answered (or give `threadId`).
+    pub suggestion_id: Option<ID>,
+    /// The discussion thread answered (or give `suggestionId`): a body, no status.
+    pub thread_id: Option<ID>,
+    /// The answer in Markdown; required when declining or answering a thread.
     pub body: Option<String>,
     /// The suggestion's new status, if the response changes it.
     pub new_status: Option<SuggestionStatus>,
@@ -492,8 +529,10 @@ suggestion_payload!(
 pub struct PublishResponsePayload {
     /// The published response.
     pub response: OfficialResponse,
-    /// The suggestion as it is now.
-    pub suggestion: Suggestion,
+    /// The suggestion as it is now (null when a thread was answered).
+    pub suggestion: Option<Suggestion>,
+    /// The thread as it is now (null when a suggestion was answered).
+    pub thread: Option<super::discussions::Thread>,
     /// With DUPLICATE: how many supports moved to the original (accounts already supporting it are not counted twice).
     pub moved_support_count: i32,
     /// With DUPLICATE: how many followers moved to the original.
@@ -729,11 +768,46 @@ impl SuggestionMutation {
     ) -> async_graphql::Result<PublishResponsePayload> {
         let (services, viewer) = ctx(c)?;
         let actor = viewer.require()?;
+        let suggestion_id = match (&input.suggestion_id, &input.thread_id) {
+            (Some(s), None) => parse_id("suggestionId", s)?,
+            (None, Some(t)) => {
+                if input.new_status.is_some() || input.duplicate_of_id.is_some() {
+                    return Err(AppError::bad_input(
+                        "newStatus",
+                        "a response to a thread has a body and no status",
+                    )
+                    .into());
+                }
+                let (response, thread) = service::publish_thread_response(
+                    services,
+                    actor,
+                    service::NewThreadResponse {
+                        thread_id: parse_id("threadId", t)?,
+                        body: input.body,
+                    },
+                )
+                .await?;
+                return Ok(PublishResponsePayload {
+                    response: OfficialResponse(response),
+                    suggestion: None,
+                    thread: Some(super::discussions::Thread(thread)),
+                    moved_support_count: 0,
+                    moved_follower_count: 0,
+                });
+            }
+            _ => {
+                return Err(AppError::bad_input(
+                    "suggestionId",
+                    "give exactly one of suggestionId and threadId",
+                )
+                .into())
+            }
+        };
         let published = service::publish_response(
             services,
             actor,
             NewResponse {
-                suggestion_id: parse_id("suggestionId", &input.suggestion_id)?,
+                suggestion_id,
                 body: input.body,
                 new_status: input.new_status.map(Into::into),
                 duplicate_of_id: input
@@ -746,7 +820,8 @@ impl SuggestionMutation {
         .await?;
         Ok(PublishResponsePayload {
             response: OfficialResponse(published.response),
-            suggestion: Suggestion(published.suggestion),
+            suggestion: Some(Suggestion(published.suggestion)),
+            thread: None,
             moved_support_count: i32::try_from(published.moved_support_count).unwrap_or(i32::MAX),
             moved_follower_count: i32::try_from(published.moved_follower_count).unwrap_or(i32::MAX),
         })

@@ -23,7 +23,8 @@ use crate::domain::Title;
 use crate::entities::suggestion::{self, Status};
 use crate::entities::user::Role;
 use crate::entities::{
-    commitment, official_response, outcome, suggestion_follow, suggestion_revision, support, user,
+    commitment, official_response, outcome, suggestion_follow, suggestion_revision, support,
+    thread, user, working_group,
 };
 use crate::error::{AppError, AppResult};
 
@@ -179,6 +180,20 @@ pub async fn create(
     .insert(&tx)
     .await?;
     add_follow(&tx, created.id, actor.id).await?;
+    // Every suggestion has its own discussion, created with it.
+    super::discussions::insert_thread(
+        &tx,
+        super::discussions::NewThread {
+            context: crate::entities::thread::Context::Suggestion,
+            commitment_id: Some(commitment_id),
+            working_group_id: None,
+            suggestion_id: Some(created.id),
+            update_id: None,
+            author_id: actor.id,
+            title: created.title.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -214,6 +229,7 @@ pub async fn update(
     if title.is_none() && body.is_none() {
         return Ok(s);
     }
+    let renamed = title.is_some();
     suggestion_revision::ActiveModel {
         id: Set(Uuid::now_v7()),
         suggestion_id: Set(s.id),
@@ -233,6 +249,14 @@ pub async fn update(
     }
     m.updated_at = Set(now());
     let updated = m.update(&tx).await?;
+    // The suggestion's thread carries its title.
+    if renamed {
+        thread::Entity::update_many()
+            .col_expr(thread::Column::Title, Expr::value(updated.title.clone()))
+            .filter(thread::Column::SuggestionId.eq(updated.id))
+            .exec(&tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(updated)
 }
@@ -830,6 +854,79 @@ pub async fn publish_response(
         moved_support_count: moved.0,
         moved_follower_count: moved.1,
     })
+}
+
+/// An official response to a discussion thread: a body, no status.
+pub struct NewThreadResponse {
+    pub thread_id: Uuid,
+    pub body: Option<String>,
+}
+
+/// Publishes an official answer to a thread (OFFICIAL or ADMIN): marked on the thread, and
+/// entered in the outcome record, public unless the thread is in a private group.
+pub async fn publish_thread_response(
+    ctx: &Ctx,
+    actor: &Actor,
+    input: NewThreadResponse,
+) -> AppResult<(official_response::Model, thread::Model)> {
+    actor.require_role(&[Role::Official, Role::Admin])?;
+    actor.require_verified()?;
+    let body = field(
+        "body",
+        ctx.markdown
+            .body(input.body.as_deref().unwrap_or_default(), 1, BODY_MAX),
+    )?;
+    let tx = begin_write(&ctx.db).await?;
+    let t = thread::Entity::find_by_id(input.thread_id)
+        .lock_exclusive()
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("thread"))?;
+    let (t, access) = super::discussions::visibility::access_for(&tx, Some(actor), t).await?;
+    let public = access
+        .as_ref()
+        .is_none_or(|a| a.group.visibility == working_group::Visibility::Public);
+    let at = now();
+    let response = official_response::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        suggestion_id: Set(None),
+        commitment_id: Set(t.commitment_id),
+        author_id: Set(actor.id),
+        body: Set(body.source().to_string()),
+        body_html: Set(body.html().to_string()),
+        previous_status: Set(None),
+        new_status: Set(None),
+        duplicate_of_id: Set(None),
+        published_at: Set(at),
+        thread_id: Set(Some(t.id)),
+    }
+    .insert(&tx)
+    .await?;
+    outcome::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(OUTCOME_RESPONSE.to_string()),
+        response_id: Set(Some(response.id)),
+        commitment_id: Set(t.commitment_id),
+        meetup_outcome_id: Set(None),
+        public: Set(public),
+        published_at: Set(at),
+    }
+    .insert(&tx)
+    .await?;
+    toggle::bump::<thread::Entity, _, _>(
+        &tx,
+        thread::Column::Id,
+        t.id,
+        thread::Column::OfficialResponseCount,
+        1,
+    )
+    .await?;
+    let updated = thread::Entity::find_by_id(t.id)
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("thread"))?;
+    tx.commit().await?;
+    Ok((response, updated))
 }
 
 /// Moves supports and followers of `dup` to `target`, skipping accounts already there (and

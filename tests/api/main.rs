@@ -11,6 +11,8 @@ mod accounts;
 mod calendar;
 mod cli;
 mod commitments;
+// Threads and posts (issue 9).
+mod discussions;
 mod graphiql;
 // Working groups and meet-ups.
 mod groups;

@@ -237,3 +237,77 @@ async fn the_hardening_migration_renumbers_clashing_milestones_and_keeps_them_un
     assert_eq!(pending(&db).await, 0);
     db.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn the_discussions_migration_gives_every_existing_suggestion_its_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = empty_database_url(dir.path()).await;
+    let db = convene::db::connect_url(&url, 2).await.expect("connect");
+    let before = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261127_000006_discussions")
+        .expect("the discussions migration") as u32;
+    Migrator::up(&db, Some(before))
+        .await
+        .expect("up to the groups");
+    // UUIDs as each backend stores them: text on PostgreSQL, 16 bytes on SQLite.
+    let id = |hex: &str| {
+        if is_postgres() {
+            format!("'{}'", uuid::Uuid::parse_str(hex).expect("uuid"))
+        } else {
+            format!("X'{hex}'")
+        }
+    };
+    let ann = id("00000000000070008000000000000002");
+    let commitment = id("00000000000070008000000000000001");
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO users (id, email, email_normalized, password_hash, display_name, bio, \
+         organisation, sector, role, email_verified_at, created_at, updated_at) VALUES \
+         ({ann}, 'ann@example.org', 'ann@example.org', 'x', \
+         'Ann', '', '', 'INDIVIDUAL', 'MEMBER', '2026-01-01T00:00:00Z', \
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        ),
+    )
+    .await;
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO commitments (id, reference, title, description, action_plan, \
+         lead_institution, policy_area, status, follower_count, created_at, updated_at) \
+         VALUES ({commitment}, 'UK0072', 'Involving data users', \
+         '', '', '', '', 'NOT_STARTED', 0, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        ),
+    )
+    .await;
+    for n in 1..=3 {
+        exec(
+            &db,
+            &format!(
+                "INSERT INTO suggestions (id, commitment_id, author_id, title, body, body_html, \
+                 status, support_count, follower_count, trending_score, awaiting_response, \
+                 created_at, updated_at) VALUES ({}, {commitment}, {ann}, \
+                 'Older suggestion {n}', 'b', '<p>b</p>', 'SUBMITTED', 0, 1, 0, true, \
+                 '2026-01-0{n}T00:00:00Z', '2026-01-0{n}T00:00:00Z')",
+                id(&format!("000000000000700080000000000003{n:02}"))
+            ),
+        )
+        .await;
+    }
+
+    Migrator::up(&db, None).await.expect("up");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(DISTINCT suggestion_id) FROM threads WHERE context = 'SUGGESTION' \
+             AND title LIKE 'Older suggestion %' AND author_id IS NOT NULL \
+             AND commitment_id IS NOT NULL AND post_count = 0"
+        )
+        .await,
+        3,
+        "each older suggestion has its own thread"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM threads").await, 3);
+    db.close().await.expect("close");
+}

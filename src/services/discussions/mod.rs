@@ -1,5 +1,15 @@
 //! Discussions: threads on commitments, in working groups, under suggestions and official
 //! updates, and their posts.
+//!
+//! - `threads`: reading and listing threads, locking and pinning them;
+//! - `posts`: starting threads, replying in conversation order, editing and deleting;
+//! - `reactions`: the four reactions, toggled with their counters;
+//! - `visibility`: who may read a thread, and who sees hidden content as it was written.
+
+pub mod posts;
+pub mod reactions;
+pub mod threads;
+pub mod visibility;
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
 use uuid::Uuid;
@@ -7,6 +17,8 @@ use uuid::Uuid;
 use crate::db::now;
 use crate::entities::thread::{self, Context};
 use crate::error::AppResult;
+
+pub use visibility::{may_moderate, may_read, may_see_hidden, readable, visible_post};
 
 /// What a new thread is about and who opens it.
 pub struct NewThread {
