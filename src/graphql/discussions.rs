@@ -11,10 +11,11 @@ use super::connection::connection;
 use super::groups::{viewer_access_to, WorkingGroup};
 use super::loaders::{
     CommitmentKey, GroupKey, PostKey, PostRevisionsOf, PostsOf, SuggestionKey, ThreadKey,
-    ThreadResponsesOf, ThreadsOf, UserKey, ViewerMembership, ViewerReactions,
+    ThreadResponsesOf, ThreadsOf, UpdateKey, UserKey, ViewerMembership, ViewerReactions,
 };
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{OfficialResponse, Suggestion};
+use super::updates::CommitmentUpdate;
 use super::{ctx, loader};
 use crate::entities::post_reaction::Reaction as DbReaction;
 use crate::entities::thread::Context as DbContext;
@@ -104,6 +105,8 @@ pub enum ThreadContext {
     WorkingGroup(WorkingGroup),
     /// The discussion under a suggestion.
     Suggestion(Suggestion),
+    /// The discussion under an official update.
+    CommitmentUpdate(CommitmentUpdate),
 }
 
 pub struct Thread(pub thread::Model);
@@ -122,10 +125,23 @@ impl Thread {
         if self.0.hidden && !sees_hidden(c, &self.0, self.0.author_id).await? {
             return Ok(HIDDEN_MARKER.to_string());
         }
+        // A suggestion's or an update's thread carries its subject's title, so it is masked
+        // whenever the subject is hidden.
+        let l = loader(c)?;
+        let subject_hidden = match (self.0.suggestion_id, self.0.update_id) {
+            (Some(id), _) => l
+                .load_one(SuggestionKey(id))
+                .await?
+                .is_some_and(|m| m.hidden),
+            (_, Some(id)) => l.load_one(UpdateKey(id)).await?.is_some_and(|m| m.hidden),
+            _ => false,
+        };
+        if subject_hidden && !sees_hidden(c, &self.0, self.0.author_id).await? {
+            return Ok(HIDDEN_MARKER.to_string());
+        }
         Ok(self.0.title.clone())
     }
-    /// What it is about: a commitment, a working group or a suggestion (null for a kind a
-    /// client does not know yet).
+    /// What it is about: a commitment, a working group, a suggestion or an official update.
     async fn context(&self, c: &Context<'_>) -> async_graphql::Result<Option<ThreadContext>> {
         let l = loader(c)?;
         Ok(match self.0.context {
@@ -150,7 +166,13 @@ impl Thread {
                     .map(|m| ThreadContext::Suggestion(Suggestion(m))),
                 None => None,
             },
-            DbContext::Update => None,
+            DbContext::Update => match self.0.update_id {
+                Some(id) => l
+                    .load_one(UpdateKey(id))
+                    .await?
+                    .map(|m| ThreadContext::CommitmentUpdate(CommitmentUpdate(m))),
+                None => None,
+            },
         })
     }
     /// Who started it (for a suggestion's thread, the suggestion's author).

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::accounts::User;
 use super::commitments::{Commitment, CommitmentStatus, Milestone};
 use super::connection::connection;
-use super::loaders::{CommitmentKey, MilestoneKey, UpdatesOf, UserKey};
+use super::discussions::Thread;
+use super::loaders::{CommitmentKey, MilestoneKey, ThreadOfUpdate, UpdatesOf, UserKey};
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{suggestion_page, SuggestionConnection, SuggestionOrder};
 use super::{ctx, loader};
@@ -112,6 +113,13 @@ impl CommitmentUpdate {
     /// When it was published.
     async fn published_at(&self) -> DateTime<Utc> {
         self.0.published_at
+    }
+    /// The discussion under this update, opened with it.
+    async fn thread(&self, c: &Context<'_>) -> async_graphql::Result<Option<Thread>> {
+        Ok(loader(c)?
+            .load_one(ThreadOfUpdate(self.0.id))
+            .await?
+            .map(Thread))
     }
 }
 

@@ -346,3 +346,64 @@ async fn a_page_of_updates_costs_the_same_statements_whatever_its_size() {
         "statements for 2 vs 10 updates: {costs:?}"
     );
 }
+
+#[tokio::test]
+async fn an_updates_thread_is_reached_from_the_update_and_answered_there() {
+    let app = spawn_app().await;
+    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
+    let ann = app.verified_user("ann@example.org", "Ann").await;
+    let commitment = create_commitment(&app, &official, "UK0072", "Open contracts").await;
+    let update = publish_update(&app, &official, &commitment, "Register half done").await;
+
+    let q = "query($id: ID!) { commitmentUpdate(id: $id) { thread { id title postCount context { __typename ... on CommitmentUpdate { id } } } } }";
+    let r = app.gql(None, q, json!({"id": update})).await;
+    let t = &r["data"]["commitmentUpdate"]["thread"];
+    assert_eq!(t["title"], "Register half done", "{r}");
+    assert_eq!(t["context"]["__typename"], "CommitmentUpdate");
+    assert_eq!(t["context"]["id"], update.as_str());
+    assert_eq!(t["postCount"], 0);
+    let thread = t["id"].as_str().unwrap().to_string();
+
+    let r = app
+        .gql(
+            Some(&ann.access),
+            "mutation($i: ReplyToThreadInput!) { replyToThread(input: $i) { post { id thread { postCount } } } }",
+            json!({"i": {"threadId": thread, "body": "Which half?"}}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["replyToThread"]["post"]["thread"]["postCount"], 1,
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_hidden_suggestions_thread_title_is_masked_like_the_suggestion() {
+    let app = spawn_app().await;
+    let admin = user_with_role(&app, "admin@example.org", "Ada", Role::Admin).await;
+    let ann = app.verified_user("ann@example.org", "Ann").await;
+    let bob = app.verified_user("bob@example.org", "Bob").await;
+    let commitment = create_commitment(&app, &admin, "UK0072", "Open contracts").await;
+    let s = create_suggestion(&app, &ann, &commitment, "My phone number is 0123").await;
+    let r = app
+        .gql(
+            Some(&admin.access),
+            "mutation($i: ModerateContentInput!) { hideContent(input: $i) { content { hidden } } }",
+            json!({"i": {"suggestionId": s, "note": "personal data"}}),
+        )
+        .await;
+    assert_eq!(r["data"]["hideContent"]["content"]["hidden"], true, "{r}");
+
+    let q = "query($id: ID!) { suggestion(id: $id) { thread { title } } }";
+    for (who, expected) in [
+        (None, "[hidden by a moderator]"),
+        (Some(&bob), "[hidden by a moderator]"),
+        (Some(&ann), "My phone number is 0123"),
+        (Some(&admin), "My phone number is 0123"),
+    ] {
+        let r = app
+            .gql(who.map(|w| w.access.as_str()), q, json!({"id": s}))
+            .await;
+        assert_eq!(r["data"]["suggestion"]["thread"]["title"], expected, "{r}");
+    }
+}
