@@ -9,13 +9,15 @@ pub mod commitments;
 pub mod connection;
 pub mod groups;
 pub mod limits;
+// Subscriptions: live events and fresh loaders per push.
+pub mod live;
 pub mod loaders;
 pub mod meetups;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;
 
-pub use schema::{build_schema, ConveneSchema};
+pub use schema::{build_schema, build_ws_schema, ConveneSchema};
 
 use async_graphql::Context;
 

@@ -26,6 +26,7 @@ use crate::entities::{
     commitment, official_response, outcome, suggestion_follow, suggestion_revision, support, user,
 };
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 
 pub const TITLE_MIN: usize = 5;
 pub const TITLE_MAX: usize = 200;
@@ -227,6 +228,8 @@ pub async fn update(
     m.updated_at = Set(now());
     let updated = m.update(&tx).await?;
     tx.commit().await?;
+    ctx.events
+        .publish(Event::SuggestionUpdated { id: updated.id });
     Ok(updated)
 }
 
@@ -252,6 +255,8 @@ pub async fn withdraw(ctx: &Ctx, actor: &Actor, id: Uuid) -> AppResult<suggestio
     m.updated_at = Set(now());
     let updated = m.update(&tx).await?;
     tx.commit().await?;
+    ctx.events
+        .publish(Event::SuggestionUpdated { id: updated.id });
     Ok(updated)
 }
 
@@ -268,6 +273,7 @@ pub async fn set_support(
     // Locked: a merge moving this suggestion's supports away waits for us, or we for it and
     // then see DUPLICATE.
     let s = load_locked(&tx, id).await?;
+    let mut changed = false;
     if on {
         if s.author_id == actor.id {
             return Err(AppError::Forbidden(
@@ -286,6 +292,7 @@ pub async fn set_support(
             created_at: Set(now()),
         };
         if toggle::add_row::<support::Entity, _>(&tx, row).await? {
+            changed = true;
             bump(&tx, id, suggestion::Column::SupportCount, 1).await?;
             bump(&tx, id, suggestion::Column::TrendingScore, 1).await?;
         }
@@ -293,6 +300,7 @@ pub async fn set_support(
         let existing = support::Entity::find_by_id((id, actor.id)).one(&tx).await?;
         if let Some(existing) = existing {
             if toggle::remove_row::<support::Entity, _>(&tx, (id, actor.id)).await? {
+                changed = true;
                 bump(&tx, id, suggestion::Column::SupportCount, -1).await?;
                 if existing.created_at > now() - Duration::days(TRENDING_DAYS) {
                     bump(&tx, id, suggestion::Column::TrendingScore, -1).await?;
@@ -302,6 +310,9 @@ pub async fn set_support(
     }
     let updated = load(&tx, id).await?;
     tx.commit().await?;
+    if changed {
+        ctx.events.publish(Event::SuggestionUpdated { id });
+    }
     Ok(updated)
 }
 
@@ -814,6 +825,13 @@ pub async fn publish_response(
         .await?;
     }
     tx.commit().await?;
+    ctx.events
+        .publish(Event::SuggestionUpdated { id: suggestion_id });
+    // Merged: the original's support count changed too.
+    if let Some(original) = duplicate_of {
+        ctx.events
+            .publish(Event::SuggestionUpdated { id: original });
+    }
     Ok(Published {
         response,
         suggestion: updated,
