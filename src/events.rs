@@ -20,7 +20,7 @@ use std::time::Duration;
 use sea_orm::sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sea_orm::{DatabaseConnection, DbBackend};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
@@ -71,6 +71,8 @@ struct Postgres {
     instance: Uuid,
     notify: OnceLock<Option<mpsc::Sender<Event>>>,
     listening: OnceLock<()>,
+    /// True while the listener holds a LISTENing connection.
+    live: watch::Sender<bool>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -110,6 +112,7 @@ impl Events {
                     instance: Uuid::now_v7(),
                     notify: OnceLock::new(),
                     listening: OnceLock::new(),
+                    live: watch::Sender::new(false),
                     _stop_on_drop: stop.clone().drop_guard(),
                     stop,
                 }),
@@ -140,6 +143,19 @@ impl Events {
             pg.listen(self.inner.local.clone());
         }
         self.inner.local.subscribe()
+    }
+
+    /// Resolves once events from other instances reach this one: at once in-process; on
+    /// PostgreSQL when the listener (started here if need be) is LISTENing. A socket
+    /// acknowledges its `connection_init` after this, so that what is published after the
+    /// acknowledgement reaches its subscriptions.
+    pub async fn ready(&self) {
+        let Some(pg) = &self.inner.postgres else {
+            return;
+        };
+        pg.listen(self.inner.local.clone());
+        let mut live = pg.live.subscribe();
+        let _ = live.wait_for(|up| *up).await;
     }
 
     /// How many receivers are open on this instance (for tests and metrics).
@@ -178,6 +194,7 @@ impl Postgres {
                         self.pool.clone(),
                         self.instance,
                         local,
+                        self.live.clone(),
                         self.stop.clone(),
                     ));
                 }
@@ -240,6 +257,7 @@ async fn listener(
     pool: PgPool,
     instance: Uuid,
     local: broadcast::Sender<Event>,
+    live: watch::Sender<bool>,
     stop: CancellationToken,
 ) {
     let own = dedicated(&pool);
@@ -250,6 +268,7 @@ async fn listener(
             let mut l = PgListener::connect_with(&own).await?;
             l.listen(CHANNEL).await?;
             connected = true;
+            live.send_replace(true);
             tracing::debug!("listening for live events on {CHANNEL}");
             loop {
                 // `None`: the connection was lost (and re-established); keep going.
@@ -277,6 +296,7 @@ async fn listener(
                 }
             }
         }
+        live.send_replace(false);
         if connected {
             pause = Duration::from_millis(100);
         }

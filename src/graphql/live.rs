@@ -33,9 +33,11 @@ pub enum Heard<T> {
     Missed,
 }
 
-/// The events `pick` keeps, from the moment of the call on. Subscribe before checking that
-/// the watched row exists, so nothing committed between the check and the first event is
-/// missed. A lagging receiver yields [`Heard::Missed`] once and carries on; nothing crashes.
+/// The events `pick` keeps, from the moment of the call on. Call it before the resolver's
+/// first `.await` (before checking that the watched row exists or may be seen): the socket
+/// polls a new subscription once before reading the client's next message, so a receiver
+/// taken then hears everything published after the client's next message, and nothing
+/// committed between the check and the first event is missed. A lagging receiver yields [`Heard::Missed`] once and carries on; nothing crashes.
 pub fn events<T, F>(
     c: &Context<'_>,
     pick: F,

@@ -369,6 +369,16 @@ impl Connection {
                     ));
                 }
                 self.authenticate(payload).await?;
+                // On PostgreSQL, events from other instances must be arriving before the
+                // client is told it may subscribe. A listener that cannot connect delays
+                // the acknowledgement by at most a few seconds; local events flow anyway.
+                let events = self.state.services.events.clone();
+                if tokio::time::timeout(Duration::from_secs(5), events.ready())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("acknowledging a socket while the live-event listener is down");
+                }
                 self.acked = true;
                 outbox.json(&json!({ "type": "connection_ack" }));
             }
@@ -400,7 +410,7 @@ impl Connection {
                     );
                     return Ok(());
                 }
-                match self.start(&id, *payload, outbox) {
+                match self.start(&id, *payload, outbox).await {
                     Ok(task) => {
                         self.subscriptions.insert(id, task);
                     }
@@ -459,7 +469,7 @@ impl Connection {
     }
 
     /// Admits a `subscribe` through the query limits and starts it.
-    fn start(
+    async fn start(
         &self,
         id: &str,
         mut request: async_graphql::Request,
@@ -488,10 +498,24 @@ impl Connection {
             .data(self.viewer.clone())
             .data(loaders);
         let mut responses = self.state.sockets.schema.execute_stream(request);
+        // The first poll runs here, before the next client message is read: resolvers take
+        // their live-event receiver before their first await (`graphql::live::events`), so
+        // an event published after anything the client sends next reaches the
+        // subscription, and a `ping` answered with `pong` proves it is listening.
+        let early = match futures::poll!(responses.next()) {
+            std::task::Poll::Ready(item) => Some(item),
+            std::task::Poll::Pending => None,
+        };
         let (id, outbox) = (id.to_string(), outbox.clone());
         Ok(tokio::spawn(async move {
             let mut first = true;
-            while let Some(response) = responses.next().await {
+            let mut early = early;
+            loop {
+                let item = match early.take() {
+                    Some(item) => item,
+                    None => responses.next().await,
+                };
+                let Some(response) = item else { break };
                 let response = with_codes(response);
                 // Refused before anything was pushed (an unknown id, no access): `error`,
                 // which ends the subscription without `complete`.

@@ -23,5 +23,8 @@ mod outbox;
 mod races;
 mod schema;
 mod sessions;
+// GraphQL subscriptions over WebSocket.
+mod subscriptions;
 mod suggestions;
 mod throttling;
+mod ws_client;

@@ -1,0 +1,425 @@
+//! GraphQL subscriptions over a real WebSocket (`graphql-transport-ws` at `/graphql/ws`):
+//! signing in on `connection_init`, `suggestionUpdated`, the limits, dead clients, and
+//! delivery across two instances on one PostgreSQL database.
+
+use std::time::Duration;
+
+use convene::entities::user::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::ws_client::{Closed, WsClient};
+
+const UPDATED: &str = "subscription($id: ID!) { suggestionUpdated(id: $id) { id status supportCount viewerHasSupported responses { body newStatus author { displayName } } } }";
+const SUPPORT: &str =
+    "mutation($id: ID!) { supportSuggestion(id: $id) { suggestion { supportCount } } }";
+const RESPOND: &str =
+    "mutation($i: PublishResponseInput!) { publishResponse(input: $i) { suggestion { status } } }";
+
+struct Stage {
+    app: TestApp,
+    official: Session,
+    ann: Session,
+    bob: Session,
+    suggestion: String,
+}
+
+async fn stage_with(configure: impl FnOnce(&mut convene::config::Settings)) -> Stage {
+    let app = spawn_app_with(configure).await;
+    stage_on(app).await
+}
+
+async fn stage_on(app: TestApp) -> Stage {
+    let official =
+        user_with_role(&app, "official@example.org", "Olu Official", Role::Official).await;
+    let ann = app.verified_user("ann@example.org", "Ann").await;
+    let bob = app.verified_user("bob@example.org", "Bob").await;
+    let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
+    let suggestion = create_suggestion(&app, &ann, &commitment, "Publish the register").await;
+    Stage {
+        app,
+        official,
+        ann,
+        bob,
+        suggestion,
+    }
+}
+
+async fn support(app: &TestApp, who: &Session, id: &str) {
+    let r = app.gql(Some(&who.access), SUPPORT, json!({ "id": id })).await;
+    assert!(r["errors"].is_null(), "{r}");
+}
+
+fn updated(data: &Value) -> &Value {
+    &data["suggestionUpdated"]
+}
+
+#[tokio::test]
+async fn anonymous_and_signed_in_sockets_receive_support_changes() {
+    let s = stage_with(|_| {}).await;
+    let mut anonymous = WsClient::connect(&s.app, None).await;
+    let mut bobs = WsClient::connect(&s.app, Some(&s.bob.access)).await;
+    let a = anonymous
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    let b = bobs
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+
+    support(&s.app, &s.bob, &s.suggestion).await;
+
+    let seen = anonymous.next_data(&a).await;
+    assert_eq!(updated(&seen)["id"], s.suggestion.as_str());
+    assert_eq!(updated(&seen)["supportCount"], 1, "{seen}");
+    assert_eq!(updated(&seen)["viewerHasSupported"], false, "{seen}");
+    // The signed-in socket sees itself: the viewer is the socket's account.
+    let seen = bobs.next_data(&b).await;
+    assert_eq!(updated(&seen)["supportCount"], 1, "{seen}");
+    assert_eq!(updated(&seen)["viewerHasSupported"], true, "{seen}");
+
+    // Supporting twice changes nothing and pushes nothing; withdrawing pushes the drop.
+    support(&s.app, &s.bob, &s.suggestion).await;
+    let r = s
+        .app
+        .gql(
+            Some(&s.bob.access),
+            "mutation($id: ID!) { withdrawSupport(id: $id) { suggestion { supportCount } } }",
+            json!({ "id": s.suggestion }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let seen = anonymous.next_data(&a).await;
+    assert_eq!(updated(&seen)["supportCount"], 0, "{seen}");
+    let seen = bobs.next_data(&b).await;
+    assert_eq!(updated(&seen)["viewerHasSupported"], false, "{seen}");
+
+    // `complete` ends a subscription: the next change reaches only the other socket, and
+    // a ping on the completed socket is answered with nothing queued before it.
+    anonymous.complete(&a).await;
+    support(&s.app, &s.official, &s.suggestion).await;
+    let seen = bobs.next_data(&b).await;
+    assert_eq!(updated(&seen)["supportCount"], 1, "{seen}");
+    anonymous.send(json!({ "type": "ping" })).await;
+    assert_eq!(anonymous.next().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_response_pushes_the_new_status_and_the_response() {
+    let s = stage_with(|_| {}).await;
+    let mut ws = WsClient::connect(&s.app, Some(&s.ann.access)).await;
+    let id = ws
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    let r = s
+        .app
+        .gql(
+            Some(&s.official.access),
+            RESPOND,
+            json!({ "i": { "suggestionId": s.suggestion, "body": "We will do it.", "newStatus": "ACCEPTED" } }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let seen = ws.next_data(&id).await;
+    let u = updated(&seen);
+    assert_eq!(u["status"], "ACCEPTED", "{seen}");
+    assert_eq!(u["responses"][0]["body"], "We will do it.", "{seen}");
+    assert_eq!(u["responses"][0]["newStatus"], "ACCEPTED", "{seen}");
+    assert_eq!(
+        u["responses"][0]["author"]["displayName"], "Olu Official",
+        "{seen}"
+    );
+
+    // A second response reads the relation afresh: both responses, not a cached list.
+    let r = s
+        .app
+        .gql(
+            Some(&s.official.access),
+            RESPOND,
+            json!({ "i": { "suggestionId": s.suggestion, "body": "Done.", "newStatus": "IMPLEMENTED" } }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let seen = ws.next_data(&id).await;
+    assert_eq!(updated(&seen)["status"], "IMPLEMENTED", "{seen}");
+    assert_eq!(
+        updated(&seen)["responses"].as_array().map(Vec::len),
+        Some(2),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn a_merge_pushes_both_suggestions_and_withdrawing_pushes_the_status() {
+    let s = stage_with(|_| {}).await;
+    let commitment = s
+        .app
+        .gql(
+            None,
+            "query($id: ID!) { suggestion(id: $id) { commitment { id } } }",
+            json!({ "id": s.suggestion }),
+        )
+        .await["data"]["suggestion"]["commitment"]["id"]
+        .as_str()
+        .expect("commitment")
+        .to_string();
+    let copy = create_suggestion(&s.app, &s.bob, &commitment, "Publish the register too").await;
+    support(&s.app, &s.official, &copy).await;
+    let mut ws = WsClient::connect(&s.app, None).await;
+    let original = ws
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    let duplicate = ws.subscribe_live(UPDATED, json!({ "id": copy })).await;
+    let r = s
+        .app
+        .gql(
+            Some(&s.official.access),
+            RESPOND,
+            json!({ "i": { "suggestionId": copy, "newStatus": "DUPLICATE", "duplicateOfId": s.suggestion } }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let seen = ws.next_data(&duplicate).await;
+    assert_eq!(updated(&seen)["status"], "DUPLICATE", "{seen}");
+    assert_eq!(updated(&seen)["supportCount"], 0, "{seen}");
+    let seen = ws.next_data(&original).await;
+    assert_eq!(updated(&seen)["supportCount"], 1, "{seen}");
+
+    let r = s
+        .app
+        .gql(
+            Some(&s.ann.access),
+            "mutation($id: ID!) { withdrawSuggestion(id: $id) { suggestion { status } } }",
+            json!({ "id": s.suggestion }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let seen = ws.next_data(&original).await;
+    assert_eq!(updated(&seen)["status"], "WITHDRAWN", "{seen}");
+}
+
+#[tokio::test]
+async fn bad_tokens_close_the_socket_and_are_never_anonymous() {
+    let s = stage_with(|_| {}).await;
+    let refused = WsClient::try_connect(&s.app, Some("not-a-token"))
+        .await
+        .err()
+        .expect("a bad token is refused");
+    assert_eq!(refused.code, 4403, "{refused:?}");
+    assert!(refused.reason.contains("UNAUTHENTICATED"), "{refused:?}");
+
+    let refused = WsClient::try_connect_with(&s.app, json!({ "authorization": "Basic abc" }))
+        .await
+        .err()
+        .expect("not a bearer token");
+    assert_eq!(refused.code, 4403, "{refused:?}");
+
+    // A token whose session was logged out is refused like over HTTP.
+    let r = s
+        .app
+        .gql(
+            Some(&s.bob.access),
+            "mutation($t: String!) { logOut(refreshToken: $t) { loggedOut } }",
+            json!({ "t": s.bob.refresh }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let http = s
+        .app
+        .gql(Some(&s.bob.access), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&http), "UNAUTHENTICATED", "{http}");
+    let refused = WsClient::try_connect(&s.app, Some(&s.bob.access))
+        .await
+        .err()
+        .expect("an ended session is refused");
+    assert_eq!(refused.code, 4403, "{refused:?}");
+
+    // Subscribing before connection_init is 4401; a second connection_init is 4429.
+    let mut early = WsClient::open(&s.app).await;
+    early
+        .subscribe(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    assert_eq!(early.closed().await.code, 4401);
+    let mut twice = WsClient::connect(&s.app, Some(&s.ann.access)).await;
+    twice
+        .send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    assert_eq!(twice.closed().await.code, 4429);
+    // No protocol offered: 4406.
+    let mut bare = WsClient::open_with_protocol(&s.app, None).await;
+    assert_eq!(bare.closed().await.code, 4406);
+}
+
+#[tokio::test]
+async fn refusals_come_as_error_messages_and_the_socket_stays_open() {
+    let s = stage_with(|c| c.graphql.max_depth = 4).await;
+    let mut ws = WsClient::connect(&s.app, None).await;
+
+    // Unknown suggestion: NOT_FOUND, as an `error` message.
+    let id = ws
+        .subscribe(
+            UPDATED,
+            json!({ "id": "0190b6a0-0000-7000-8000-000000000000" }),
+        )
+        .await;
+    let errors = ws.error_for(&id).await;
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{errors}");
+
+    // Deeper than graphql.max_depth: the limits gate refuses before anything runs.
+    let deep = "subscription($id: ID!) { suggestionUpdated(id: $id) { commitment { suggestions { nodes { author { displayName } } } } } }";
+    let id = ws.subscribe(deep, json!({ "id": s.suggestion })).await;
+    let errors = ws.error_for(&id).await;
+    assert_eq!(
+        errors[0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{errors}"
+    );
+
+    // Queries and mutations go over HTTP.
+    let id = ws.subscribe("{ __typename }", json!({})).await;
+    let errors = ws.error_for(&id).await;
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{errors}");
+
+    // Not valid GraphQL for the schema.
+    let id = ws
+        .subscribe("subscription { nothingHere }", json!({}))
+        .await;
+    let errors = ws.error_for(&id).await;
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{errors}");
+
+    // The socket still works.
+    let id = ws
+        .subscribe_live(
+            "subscription($id: ID!) { suggestionUpdated(id: $id) { supportCount } }",
+            json!({ "id": s.suggestion }),
+        )
+        .await;
+    support(&s.app, &s.bob, &s.suggestion).await;
+    assert_eq!(
+        updated(&ws.next_data(&id).await)["supportCount"],
+        1,
+        "socket still serving"
+    );
+
+    // An id already running is a protocol error: 4409.
+    ws.subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    ws.send(json!({ "id": "s6", "type": "subscribe", "payload": { "query": UPDATED, "variables": { "id": s.suggestion } } }))
+        .await;
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 4409, "{closed:?}");
+}
+
+#[tokio::test]
+async fn subscriptions_per_socket_are_capped() {
+    let s = stage_with(|c| c.websocket.max_subscriptions_per_connection = 2).await;
+    let mut ws = WsClient::connect(&s.app, None).await;
+    let vars = json!({ "id": s.suggestion });
+    let first = ws.subscribe_live(UPDATED, vars.clone()).await;
+    ws.subscribe_live(UPDATED, vars.clone()).await;
+    let third = ws.subscribe(UPDATED, vars.clone()).await;
+    let errors = ws.error_for(&third).await;
+    assert_eq!(
+        errors[0]["extensions"]["code"], "QUERY_TOO_COMPLEX",
+        "{errors}"
+    );
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many subscriptions")),
+        "{errors}"
+    );
+    // Completing one makes room.
+    ws.complete(&first).await;
+    let again = ws.subscribe_live(UPDATED, vars).await;
+    support(&s.app, &s.bob, &s.suggestion).await;
+    assert_eq!(updated(&ws.next_data(&again).await)["supportCount"], 1);
+}
+
+#[tokio::test]
+async fn oversized_messages_and_silent_sockets_are_closed() {
+    let s = stage_with(|c| {
+        c.websocket.max_message_bytes = 4096;
+        c.websocket.connection_init_timeout_ms = 300;
+        c.websocket.ping_interval_ms = 100;
+        c.websocket.ping_timeout_ms = 200;
+    })
+    .await;
+
+    // No connection_init in time: 4408.
+    let mut idle = WsClient::open(&s.app).await;
+    assert_eq!(idle.closed().await.code, 4408);
+
+    // A message over websocket.max_message_bytes ends the socket.
+    let mut big = WsClient::connect(&s.app, None).await;
+    big.send(json!({ "type": "ping", "payload": { "x": "y".repeat(10_000) } }))
+        .await;
+    let closed = big.closed().await;
+    assert!(
+        closed.code == 1009 || closed.code == 1006,
+        "a too-big message closes the socket: {closed:?}"
+    );
+
+    // A client that answers pings (the library pongs while reading) stays connected
+    // across several ping intervals.
+    let mut alive = WsClient::connect(&s.app, None).await;
+    let id = alive
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    for _ in 0..3 {
+        alive.send(json!({ "type": "ping" })).await;
+        assert_eq!(alive.next().await["type"], "pong");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    support(&s.app, &s.bob, &s.suggestion).await;
+    assert_eq!(updated(&alive.next_data(&id).await)["supportCount"], 1);
+
+    // A client that stops reading answers no ping: the server closes it. (It reads again
+    // only to find the close frame waiting.)
+    let mut dead = WsClient::connect(&s.app, None).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let closed: Closed = dead.closed().await;
+    assert_eq!(closed.code, 1001, "{closed:?}");
+    assert!(closed.reason.contains("ping"), "{closed:?}");
+}
+
+#[tokio::test]
+async fn an_event_on_one_instance_reaches_subscribers_on_another() {
+    if !is_postgres() {
+        // One SQLite process has one in-process bus: there is no other instance to reach.
+        eprintln!("skipped: cross-instance delivery needs PostgreSQL (CONVENE_TEST_DATABASE_URL)");
+        return;
+    }
+    let s = stage_with(|_| {}).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = spawn_app_on(dir, s.app.database_url.clone(), |_| {}).await;
+    assert_ne!(other.address, s.app.address);
+
+    // Subscribed on instance A…
+    let mut ws = WsClient::connect(&s.app, Some(&s.ann.access)).await;
+    let id = ws
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    // …the change made through instance B…
+    support(&other, &s.bob, &s.suggestion).await;
+    let r = other
+        .gql(
+            Some(&s.official.access),
+            RESPOND,
+            json!({ "i": { "suggestionId": s.suggestion, "body": "Under review.", "newStatus": "UNDER_REVIEW" } }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    // …reaches A, re-read there.
+    let seen = ws.next_data(&id).await;
+    assert_eq!(updated(&seen)["supportCount"], 1, "{seen}");
+    let seen = ws.next_data(&id).await;
+    assert_eq!(updated(&seen)["status"], "UNDER_REVIEW", "{seen}");
+
+    // And the other way round, from a socket on B.
+    let mut on_b = WsClient::connect(&other, None).await;
+    let id = on_b
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    support(&s.app, &s.official, &s.suggestion).await;
+    assert_eq!(updated(&on_b.next_data(&id).await)["supportCount"], 2);
+}
