@@ -423,3 +423,73 @@ async fn an_event_on_one_instance_reaches_subscribers_on_another() {
     support(&s.app, &s.official, &s.suggestion).await;
     assert_eq!(updated(&on_b.next_data(&id).await)["supportCount"], 2);
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
+    let s = stage_with(|c| c.websocket.send_queue_messages = 4).await;
+    // Large pushes fill the socket's buffers after a few events.
+    let commitment = s
+        .app
+        .gql(
+            None,
+            "query($id: ID!) { suggestion(id: $id) { commitment { id } } }",
+            json!({ "id": s.suggestion }),
+        )
+        .await["data"]["suggestion"]["commitment"]["id"]
+        .as_str()
+        .expect("commitment")
+        .to_string();
+    let r = s
+        .app
+        .gql(
+            Some(&s.ann.access),
+            "mutation($i: CreateSuggestionInput!) { createSuggestion(input: $i) { suggestion { id } } }",
+            json!({ "i": { "commitmentId": commitment, "title": "A long one", "body": "word ".repeat(3_900) } }),
+        )
+        .await;
+    let long = r["data"]["createSuggestion"]["suggestion"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let mut slow = WsClient::connect(&s.app, None).await;
+    let subscriptions = 10;
+    for _ in 0..subscriptions {
+        slow.subscribe_live(
+            "subscription($id: ID!) { suggestionUpdated(id: $id) { supportCount body bodyHtml } }",
+            json!({ "id": long }),
+        )
+        .await;
+    }
+    // The client stops reading; changes keep coming.
+    let events = 30;
+    for i in 0..events {
+        let m = if i % 2 == 0 {
+            "mutation($id: ID!) { supportSuggestion(id: $id) { suggestion { id } } }"
+        } else {
+            "mutation($id: ID!) { withdrawSupport(id: $id) { suggestion { id } } }"
+        };
+        let r = s.app.gql(Some(&s.bob.access), m, json!({ "id": long })).await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    // Reading again, it finds what fitted in the buffers, then the end of the connection.
+    let mut received = 0;
+    let closed = loop {
+        match slow.recv().await {
+            Ok(m) if m["type"] == "next" => received += 1,
+            Ok(m) => panic!("unexpected {m}"),
+            Err(closed) => break closed,
+        }
+    };
+    assert!(
+        received < subscriptions * events,
+        "the server dropped the client instead of queueing all {} pushes (got {received}, {closed:?})",
+        subscriptions * events
+    );
+    // Other sockets are unaffected.
+    let mut fine = WsClient::connect(&s.app, None).await;
+    let id = fine
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    support(&s.app, &s.bob, &s.suggestion).await;
+    assert_eq!(updated(&fine.next_data(&id).await)["supportCount"], 1);
+}
