@@ -41,6 +41,9 @@ use crate::startup::AppState;
 /// The one protocol spoken.
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 4096;
+
 /// Close codes of `graphql-transport-ws`, and the WebSocket ones used besides.
 mod code {
     pub const BAD_REQUEST: u16 = 4400;
@@ -122,6 +125,10 @@ pub async fn upgrade(
     };
     let max = settings.max_message_bytes.max(1024);
     ws.protocols([PROTOCOL])
+        // tungstenite zero-fills its whole read buffer on the first read: at the default
+        // 128 KiB that is 128 KiB of resident memory per idle socket. Client messages are
+        // small; a larger one grows the buffer as it arrives.
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {

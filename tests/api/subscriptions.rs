@@ -46,7 +46,9 @@ async fn stage_on(app: TestApp) -> Stage {
 }
 
 async fn support(app: &TestApp, who: &Session, id: &str) {
-    let r = app.gql(Some(&who.access), SUPPORT, json!({ "id": id })).await;
+    let r = app
+        .gql(Some(&who.access), SUPPORT, json!({ "id": id }))
+        .await;
     assert!(r["errors"].is_null(), "{r}");
 }
 
@@ -277,14 +279,20 @@ async fn refusals_come_as_error_messages_and_the_socket_stays_open() {
     // Queries and mutations go over HTTP.
     let id = ws.subscribe("{ __typename }", json!({})).await;
     let errors = ws.error_for(&id).await;
-    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{errors}");
+    assert_eq!(
+        errors[0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{errors}"
+    );
 
     // Not valid GraphQL for the schema.
     let id = ws
         .subscribe("subscription { nothingHere }", json!({}))
         .await;
     let errors = ws.error_for(&id).await;
-    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{errors}");
+    assert_eq!(
+        errors[0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{errors}"
+    );
 
     // The socket still works.
     let id = ws
@@ -468,7 +476,10 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
         } else {
             "mutation($id: ID!) { withdrawSupport(id: $id) { suggestion { id } } }"
         };
-        let r = s.app.gql(Some(&s.bob.access), m, json!({ "id": long })).await;
+        let r = s
+            .app
+            .gql(Some(&s.bob.access), m, json!({ "id": long }))
+            .await;
         assert!(r["errors"].is_null(), "{r}");
     }
     // Reading again, it finds what fitted in the buffers, then the end of the connection.
