@@ -203,6 +203,13 @@ impl Application {
             Vec::new()
         };
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        // Subscription sockets outlive their HTTP upgrade: close them as the server stops.
+        let sockets = self.state.sockets.clone();
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            sockets.close_all();
+        });
         let router = router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "Convene listening; GraphQL at /graphql");
         let stop = shutdown.clone();

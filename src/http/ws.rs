@@ -67,6 +67,9 @@ mod code {
 pub struct Sockets {
     schema: ConveneSchema,
     open: AtomicUsize,
+    /// Cancelled when the server stops: every socket closes with 1001 so that clients
+    /// reconnect (to another instance).
+    closing: CancellationToken,
 }
 
 impl Sockets {
@@ -74,7 +77,13 @@ impl Sockets {
         Sockets {
             schema,
             open: AtomicUsize::new(0),
+            closing: CancellationToken::new(),
         }
+    }
+
+    /// Closes every socket, and refuses new ones, as the server stops.
+    pub fn close_all(&self) {
+        self.closing.cancel();
     }
 
     /// Sockets open now.
@@ -103,7 +112,7 @@ pub async fn upgrade(
     let sockets = state.sockets.clone();
     let opened = sockets.open.fetch_add(1, Ordering::Relaxed);
     let guard = OpenSocket(sockets);
-    if opened >= settings.max_connections {
+    if opened >= settings.max_connections || guard.0.closing.is_cancelled() {
         drop(guard);
         let mut r = (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -307,6 +316,9 @@ impl Connection {
             let silent_by = answer_by.unwrap_or_else(far);
             let expires = self.expires.unwrap_or_else(far);
             let frame = tokio::select! {
+                () = self.state.sockets.closing.cancelled() => {
+                    return Close::new(code::GOING_AWAY, "the server is stopping; reconnect");
+                }
                 () = outbox.overflow.cancelled() => {
                     return Close::new(code::POLICY, "the client does not read its messages");
                 }

@@ -504,3 +504,12 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
     support(&s.app, &s.bob, &s.suggestion).await;
     assert_eq!(updated(&fine.next_data(&id).await)["supportCount"], 1);
 }
+
+#[tokio::test]
+async fn stopping_the_server_closes_its_sockets_so_clients_reconnect() {
+    let app = spawn_app().await;
+    let mut ws = WsClient::connect(&app, None).await;
+    app.stop().await.expect("stopped");
+    let closed = ws.closed().await;
+    assert_eq!(closed.code, 1001, "{closed:?}");
+}
