@@ -307,3 +307,50 @@ async fn listener(
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_wire_carries_ids_only_and_reads_back() {
+        let event = Event::PostAdded {
+            thread_id: Uuid::now_v7(),
+            post_id: Uuid::now_v7(),
+        };
+        let text = serde_json::to_string(&Wire {
+            from: Uuid::nil(),
+            event,
+        })
+        .unwrap();
+        // Far below NOTIFY's 8,000-byte limit, whatever the event.
+        assert!(text.len() < 200, "{text}");
+        let back: Wire = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.event, event);
+        assert_eq!(back.from, Uuid::nil());
+    }
+
+    #[tokio::test]
+    async fn in_process_events_reach_every_receiver_and_lag_is_reported_not_fatal() {
+        let events = Events::new();
+        let mut a = events.subscribe();
+        let mut b = events.subscribe();
+        let e = Event::SuggestionUpdated { id: Uuid::now_v7() };
+        events.publish(e);
+        assert_eq!(a.recv().await.unwrap(), e);
+        assert_eq!(b.recv().await.unwrap(), e);
+        for _ in 0..BUFFER + 10 {
+            events.publish(e);
+        }
+        assert!(matches!(
+            a.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
+        assert_eq!(a.recv().await.unwrap(), e);
+        // Publishing with nobody listening is fine.
+        drop((a, b));
+        events.publish(e);
+        events.ready().await;
+    }
+}

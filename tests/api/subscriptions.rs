@@ -513,3 +513,47 @@ async fn stopping_the_server_closes_its_sockets_so_clients_reconnect() {
     let closed = ws.closed().await;
     assert_eq!(closed.code, 1001, "{closed:?}");
 }
+
+#[tokio::test]
+async fn the_listener_reconnects_after_losing_its_connection() {
+    if !is_postgres() {
+        eprintln!("skipped: LISTEN/NOTIFY needs PostgreSQL (CONVENE_TEST_DATABASE_URL)");
+        return;
+    }
+    let s = stage_with(|_| {}).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = spawn_app_on(dir, s.app.database_url.clone(), |_| {}).await;
+    let mut ws = WsClient::connect(&s.app, None).await;
+    let id = ws
+        .subscribe_live(UPDATED, json!({ "id": s.suggestion }))
+        .await;
+    // Every LISTENing connection on this database is cut, as a database restart or a
+    // network failure would.
+    let cut = count(
+        &s.app.db,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .await;
+    assert!(cut >= 1, "no listener was connected");
+    // Events sent while it reconnects are lost (live updates are best-effort), so the
+    // change is repeated until one arrives from the other instance.
+    let mut supported = false;
+    for _ in 0..40 {
+        let m = if supported {
+            "mutation($id: ID!) { withdrawSupport(id: $id) { suggestion { id } } }"
+        } else {
+            "mutation($id: ID!) { supportSuggestion(id: $id) { suggestion { id } } }"
+        };
+        let r = other
+            .gql(Some(&s.bob.access), m, json!({ "id": s.suggestion }))
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+        supported = !supported;
+        if let Some(m) = ws.try_next_for(&id, Duration::from_millis(500)).await {
+            assert_eq!(m["type"], "next", "{m}");
+            return;
+        }
+    }
+    panic!("no event crossed instances after the listener's connection was cut");
+}

@@ -167,6 +167,32 @@ impl WsClient {
         }
     }
 
+    /// The next message for `id` if one comes within `wait` (for retries).
+    pub async fn try_next_for(&mut self, id: &str, wait: Duration) -> Option<Value> {
+        if let Some(i) = self.held.iter().position(|m| m["id"] == id) {
+            return self.held.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(t))) => {
+                    let m: Value = serde_json::from_str(t.as_str()).expect("JSON message");
+                    if m["id"] == id {
+                        return Some(m);
+                    }
+                    self.held.push_back(m);
+                }
+                Some(Ok(Message::Close(f))) => panic!("socket closed: {f:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("socket failed: {e}"),
+                None => panic!("socket ended"),
+            }
+        }
+    }
+
     /// The `data` of the next `next` message for `id`; panics on anything else.
     pub async fn next_data(&mut self, id: &str) -> Value {
         let m = self.next_for(id).await;
