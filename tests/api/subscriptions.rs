@@ -347,9 +347,10 @@ async fn subscriptions_per_socket_are_capped() {
 async fn oversized_messages_and_silent_sockets_are_closed() {
     let s = stage_with(|c| {
         c.websocket.max_message_bytes = 4096;
-        c.websocket.connection_init_timeout_ms = 300;
+        c.websocket.connection_init_timeout_ms = 1000;
         c.websocket.ping_interval_ms = 100;
-        c.websocket.ping_timeout_ms = 200;
+        // Generous beside the interval, so a busy test machine does not look dead.
+        c.websocket.ping_timeout_ms = 1000;
     })
     .await;
 
@@ -384,7 +385,7 @@ async fn oversized_messages_and_silent_sockets_are_closed() {
     // A client that stops reading answers no ping: the server closes it. (It reads again
     // only to find the close frame waiting.)
     let mut dead = WsClient::connect(&s.app, None).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
     let closed: Closed = dead.closed().await;
     assert_eq!(closed.code, 1001, "{closed:?}");
     assert!(closed.reason.contains("ping"), "{closed:?}");
