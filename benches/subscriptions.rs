@@ -140,6 +140,10 @@ fn spawn_convene(binary: &Path, url: &str, sockets: usize) -> anyhow::Result<Ser
             "CONVENE__WEBSOCKET__MAX_CONNECTIONS",
             (sockets + 16).to_string(),
         )
+        .env(
+            "CONVENE__WEBSOCKET__MAX_CONNECTIONS_PER_ADDRESS",
+            (sockets + 16).to_string(),
+        )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()

@@ -126,6 +126,8 @@ pub struct GraphqlSettings {
 pub struct WebsocketSettings {
     /// Open sockets per instance; further upgrades are answered 503.
     pub max_connections: usize,
+    /// Open sockets per client address (as `server.trusted_proxies` determines it).
+    pub max_connections_per_address: usize,
     /// Subscriptions running at once on one socket.
     pub max_subscriptions_per_connection: usize,
     /// Largest message (and frame) a client may send, in bytes.
@@ -144,6 +146,7 @@ impl Default for WebsocketSettings {
     fn default() -> Self {
         WebsocketSettings {
             max_connections: 10_000,
+            max_connections_per_address: 200,
             max_subscriptions_per_connection: 100,
             max_message_bytes: 65_536,
             connection_init_timeout_ms: 10_000,

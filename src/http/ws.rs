@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
@@ -67,6 +67,8 @@ mod code {
 pub struct Sockets {
     schema: ConveneSchema,
     open: AtomicUsize,
+    /// Open sockets per client address.
+    per_address: Mutex<HashMap<String, usize>>,
     /// Cancelled when the server stops: every socket closes with 1001 so that clients
     /// reconnect (to another instance).
     closing: CancellationToken,
@@ -77,6 +79,7 @@ impl Sockets {
         Sockets {
             schema,
             open: AtomicUsize::new(0),
+            per_address: Mutex::new(HashMap::new()),
             closing: CancellationToken::new(),
         }
     }
@@ -92,12 +95,54 @@ impl Sockets {
     }
 }
 
-/// Counts a socket as open while it lives.
-struct OpenSocket(Arc<Sockets>);
+/// Counts a socket as open, in all and for its address, while it lives.
+struct OpenSocket {
+    sockets: Arc<Sockets>,
+    address: String,
+}
+
+impl OpenSocket {
+    /// Counts one more socket, unless its address or the instance is at its limit.
+    fn take(
+        sockets: Arc<Sockets>,
+        address: String,
+        settings: &crate::config::WebsocketSettings,
+    ) -> Option<Self> {
+        if sockets.closing.is_cancelled() {
+            return None;
+        }
+        {
+            let mut per = sockets
+                .per_address
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = per.entry(address.clone()).or_insert(0);
+            if *n >= settings.max_connections_per_address {
+                return None;
+            }
+            *n += 1;
+        }
+        // From here on the guard gives back what it took.
+        let guard = OpenSocket { sockets, address };
+        let opened = guard.sockets.open.fetch_add(1, Ordering::Relaxed);
+        (opened < settings.max_connections).then_some(guard)
+    }
+}
 
 impl Drop for OpenSocket {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.sockets.open.fetch_sub(1, Ordering::Relaxed);
+        let mut per = self
+            .sockets
+            .per_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = per.get_mut(&self.address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per.remove(&self.address);
+            }
+        }
     }
 }
 
@@ -109,11 +154,9 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let settings = &state.settings.websocket;
-    let sockets = state.sockets.clone();
-    let opened = sockets.open.fetch_add(1, Ordering::Relaxed);
-    let guard = OpenSocket(sockets);
-    if opened >= settings.max_connections || guard.0.closing.is_cancelled() {
-        drop(guard);
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let ip = client_ip(&state, &headers, peer);
+    let Some(guard) = OpenSocket::take(state.sockets.clone(), ip.clone(), settings) else {
         let mut r = (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many open subscription sockets; try again later",
@@ -122,11 +165,10 @@ pub async fn upgrade(
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
         return r;
-    }
-    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    };
     let viewer = Viewer {
         actor: None,
-        ip: Some(client_ip(&state, &headers, peer)),
+        ip: Some(ip),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -558,3 +558,21 @@ async fn the_listener_reconnects_after_losing_its_connection() {
     }
     panic!("no event crossed instances after the listener's connection was cut");
 }
+
+#[tokio::test]
+async fn sockets_per_client_address_are_capped() {
+    let app = spawn_app_with(|c| c.websocket.max_connections_per_address = 2).await;
+    let first = WsClient::connect(&app, None).await;
+    let _second = WsClient::connect(&app, None).await;
+    let refused = WsClient::try_open(&app).await.err();
+    assert_eq!(refused, Some(503));
+    // A socket closed frees its place (once the server has finished with it).
+    first.close().await;
+    for _ in 0..100 {
+        if WsClient::try_open(&app).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a closed socket's place was never freed");
+}

@@ -36,6 +36,36 @@ impl WsClient {
         Self::open_with_protocol(app, Some("graphql-transport-ws")).await
     }
 
+    /// Opens the socket, or the HTTP status the upgrade was refused with.
+    pub async fn try_open(app: &TestApp) -> Result<WsClient, u16> {
+        let url = app.address.replacen("http://", "ws://", 1) + "/graphql/ws";
+        let mut request = url.into_client_request().expect("ws request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")
+        {
+            Ok((ws, _)) => Ok(WsClient {
+                ws,
+                next_id: 0,
+                held: Default::default(),
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("websocket handshake: {e}"),
+        }
+    }
+
+    /// Closes the socket from the client's side and waits for the server's close frame.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+
     pub async fn open_with_protocol(app: &TestApp, protocol: Option<&str>) -> WsClient {
         let url = app.address.replacen("http://", "ws://", 1) + "/graphql/ws";
         let mut request = url.into_client_request().expect("ws request");
