@@ -27,6 +27,9 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub limits: LimitSettings,
     pub markdown: MarkdownSettings,
+    /// GraphQL subscriptions over WebSocket (`/graphql/ws`).
+    #[serde(default)]
+    pub websocket: WebsocketSettings,
 }
 
 fn default_env() -> String {
@@ -114,6 +117,44 @@ pub struct GraphqlSettings {
     pub document_cache_size: usize,
     pub introspection: bool,
     pub graphiql: bool,
+}
+
+/// Limits of the subscription socket. Every document sent over it also passes the
+/// `graphql.*` limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebsocketSettings {
+    /// Open sockets per instance; further upgrades are answered 503.
+    pub max_connections: usize,
+    /// Open sockets per client address (as `server.trusted_proxies` determines it).
+    pub max_connections_per_address: usize,
+    /// Subscriptions running at once on one socket.
+    pub max_subscriptions_per_connection: usize,
+    /// Largest message (and frame) a client may send, in bytes.
+    pub max_message_bytes: usize,
+    /// How long a socket may stay open without a `connection_init`.
+    pub connection_init_timeout_ms: u64,
+    /// How often the server pings; a socket that answers nothing (no pong, no message)
+    /// within `ping_timeout_ms` of a ping is closed.
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    /// Messages queued for a client that does not read; one more closes its socket.
+    pub send_queue_messages: usize,
+}
+
+impl Default for WebsocketSettings {
+    fn default() -> Self {
+        WebsocketSettings {
+            max_connections: 10_000,
+            max_connections_per_address: 200,
+            max_subscriptions_per_connection: 100,
+            max_message_bytes: 65_536,
+            connection_init_timeout_ms: 10_000,
+            ping_interval_ms: 30_000,
+            ping_timeout_ms: 10_000,
+            send_queue_messages: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -41,6 +41,8 @@ pub struct AppState {
     pub schema: ConveneSchema,
     pub gate: Arc<QueryGate>,
     pub settings: Arc<Settings>,
+    /// The subscription sockets: their schema and how many are open.
+    pub sockets: Arc<crate::http::ws::Sockets>,
 }
 
 pub struct Application {
@@ -97,12 +99,14 @@ pub fn services(settings: Arc<Settings>, db: DatabaseConnection) -> anyhow::Resu
         ChronoDuration::minutes(settings.auth.access_token_minutes),
     );
     let markdown = Markdown::new(&settings.markdown.image_hosts);
+    // In-process on SQLite, LISTEN/NOTIFY across instances on PostgreSQL.
+    let events = crate::events::Events::for_database(&db);
     Ok(Ctx {
         db,
         settings,
         tokens: Arc::new(tokens),
         markdown,
-        events: crate::events::Events::new(),
+        events,
     })
 }
 
@@ -124,6 +128,9 @@ impl Application {
             Mailer::from_settings(&settings.mail, &settings.public.base_url)?;
         let services = services(settings.clone(), db)?;
         let schema = build_schema(&settings.graphql);
+        let sockets = Arc::new(crate::http::ws::Sockets::new(
+            crate::graphql::build_ws_schema(&settings.graphql),
+        ));
         // The gate reads the schema's own SDL to know which fields are connections.
         let gate = Arc::new(QueryGate::new(&settings.graphql, &schema.sdl())?);
         let listener = TcpListener::bind(settings.listen_address()?)
@@ -136,6 +143,7 @@ impl Application {
                 schema,
                 gate,
                 settings,
+                sockets,
             },
             mailer,
             memory_mail,
@@ -195,6 +203,13 @@ impl Application {
             Vec::new()
         };
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        // Subscription sockets outlive their HTTP upgrade: close them as the server stops.
+        let sockets = self.state.sockets.clone();
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            sockets.close_all();
+        });
         let router = router(self.state);
         tracing::info!(address = %self.listener.local_addr()?, "Convene listening; GraphQL at /graphql");
         let stop = shutdown.clone();
@@ -262,6 +277,8 @@ pub fn router(state: AppState) -> Router {
                 .post(crate::http::graphql::post)
                 .fallback(crate::http::graphql::other_method),
         )
+        // Subscriptions: graphql-transport-ws.
+        .route("/graphql/ws", get(crate::http::ws::upgrade))
         .route("/graphiql/{file}", get(crate::http::graphiql::asset))
         .route("/healthz", get(crate::http::health::healthz))
         .route("/readyz", get(crate::http::health::readyz))

@@ -3,12 +3,13 @@
 
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, Subscription, Union, ID};
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use super::accounts::User;
 use super::commitments::Commitment;
 use super::connection::connection;
 use super::groups::{viewer_access_to, WorkingGroup};
+use super::live::{self, Heard};
 use super::loaders::{
     CommitmentKey, GroupKey, PostKey, PostRevisionsOf, PostsOf, SuggestionKey, ThreadKey,
     ThreadResponsesOf, ThreadsOf, UpdateKey, UserKey, ViewerMembership, ViewerReactions,
@@ -842,34 +843,31 @@ impl DiscussionSubscription {
         c: &Context<'_>,
         #[graphql(desc = "The thread's ID.")] thread_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = Post>> {
-        let (services, viewer) = ctx(c)?;
         let id = parse_id("threadId", &thread_id)?;
+        // Listening starts before the check, so nothing written after it is missed.
+        let heard = live::events(c, move |e| match e {
+            Event::PostAdded { thread_id, post_id } if thread_id == id => Some(post_id),
+            _ => None,
+        })?;
+        let (services, viewer) = ctx(c)?;
         let actor = viewer.actor.clone();
-        // Subscribe before checking, so nothing written after the check is missed.
-        let events = services.events.subscribe();
         if threads::find(services, actor.as_ref(), id).await?.is_none() {
             return Err(AppError::NotFound("thread").into());
         }
         let services = services.clone();
-        Ok(futures::stream::unfold(events, move |mut events| {
+        Ok(heard.filter_map(move |h| {
             let (services, actor) = (services.clone(), actor.clone());
             async move {
-                loop {
-                    let post_id = match events.recv().await {
-                        Ok(Event::PostAdded { thread_id, post_id }) if thread_id == id => post_id,
-                        Ok(_) => continue,
-                        // Fell behind: the missed posts are in the thread's page.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    };
-                    // Each post is read again through the visibility rules.
-                    match service::visible_post(&services.db, actor.as_ref(), post_id).await {
-                        Ok(Some(p)) => return Some((Post(p), events)),
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e.message(), "postAdded: reading a post failed");
-                            continue;
-                        }
+                // Fell behind: the missed posts are in the thread's page.
+                let Heard::Event(post_id) = h else {
+                    return None;
+                };
+                // Each post is read again through the visibility rules.
+                match service::visible_post(&services.db, actor.as_ref(), post_id).await {
+                    Ok(found) => found.map(Post),
+                    Err(e) => {
+                        tracing::warn!(error = %e.message(), "postAdded: reading a post failed");
+                        None
                     }
                 }
             }

@@ -11,6 +11,8 @@ pub mod connection;
 pub mod discussions;
 pub mod groups;
 pub mod limits;
+// Subscriptions: live events and fresh loaders per push.
+pub mod live;
 pub mod loaders;
 pub mod meetups;
 pub mod moderation;
@@ -19,7 +21,7 @@ pub mod schema;
 pub mod suggestions;
 pub mod updates;
 
-pub use schema::{build_schema, ConveneSchema};
+pub use schema::{build_schema, build_ws_schema, ConveneSchema};
 
 use async_graphql::Context;
 

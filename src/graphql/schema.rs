@@ -9,7 +9,7 @@ use super::discussions::{DiscussionMutation, DiscussionQuery, DiscussionSubscrip
 use super::groups::{GroupMutation, GroupQuery};
 use super::meetups::{MeetupMutation, MeetupQuery};
 use super::moderation::{ModerationMutation, ModerationQuery};
-use super::suggestions::{SuggestionMutation, SuggestionQuery};
+use super::suggestions::{SuggestionMutation, SuggestionQuery, SuggestionSubscription};
 use super::updates::{UpdateMutation, UpdateQuery};
 use crate::config::GraphqlSettings;
 
@@ -46,9 +46,10 @@ pub struct Mutation(
     DiscussionMutation,
 );
 
-/// Every subscription, merged from the domain modules.
+/// Every subscription, merged from the domain modules (served over WebSocket at
+/// `/graphql/ws`).
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(DiscussionSubscription);
+pub struct Subscription(SuggestionSubscription, DiscussionSubscription);
 
 pub type ConveneSchema = Schema<Query, Mutation, Subscription>;
 
@@ -63,16 +64,31 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
 /// Builds the schema with the configured limits. Request data (services, viewer) is added
 /// per request by the HTTP layer.
 pub fn build_schema(settings: &GraphqlSettings) -> ConveneSchema {
+    configured(builder(), settings).finish()
+}
+
+/// The same schema for WebSocket subscriptions: each pushed event gets loaders of its own
+/// (`live::FreshLoaders`). Kept apart so that HTTP requests run with no extension.
+pub fn build_ws_schema(settings: &GraphqlSettings) -> ConveneSchema {
+    configured(builder(), settings)
+        .extension(super::live::FreshLoaders)
+        .finish()
+}
+
+fn configured(
+    b: SchemaBuilder<Query, Mutation, Subscription>,
+    settings: &GraphqlSettings,
+) -> SchemaBuilder<Query, Mutation, Subscription> {
     // Every limit is checked by `limits::QueryGate` before async-graphql sees the document. The
     // library's own recursion and directive checks stay as a backstop: they run only on
     // documents that passed ours, with the same numbers, so they never answer first.
-    let mut b = builder()
+    let mut b = b
         .limit_recursive_depth(settings.max_recursive_depth)
         .limit_directives(settings.max_directives);
     if !settings.introspection {
         b = b.disable_introspection();
     }
-    b.finish()
+    b
 }
 
 /// The SDL written to `schema.graphql`.

@@ -2,12 +2,14 @@
 
 use std::borrow::Cow;
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, Union, ID};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, Subscription, Union, ID};
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 
 use super::accounts::User;
 use super::commitments::Commitment;
 use super::connection::connection;
+use super::live::{self, Heard};
 use super::loaders::{
     CommitmentKey, ResponseKey, ResponsesOf, RevisionsOf, SuggestionKey, UpdateKey, UserKey,
     ViewerFollowsSuggestion, ViewerSupports,
@@ -15,9 +17,11 @@ use super::loaders::{
 use super::scalars::{parse_id, to_id};
 use super::updates::CommitmentUpdate;
 use super::{ctx, loader};
+use crate::auth::Viewer;
 use crate::entities::suggestion::{self, Status as DbStatus};
 use crate::entities::{official_response, outcome, suggestion_revision};
 use crate::error::AppError;
+use crate::events::Event;
 use crate::services::moderation;
 use crate::services::page::PageRequest;
 use crate::services::suggestions::{self as service, Filter, NewResponse, Order};
@@ -563,8 +567,8 @@ impl SuggestionQuery {
         c: &Context<'_>,
         #[graphql(desc = "Its ID.")] id: ID,
     ) -> async_graphql::Result<Option<Suggestion>> {
-        let (services, _) = ctx(c)?;
-        Ok(service::find(services, parse_id("id", &id)?)
+        let (services, viewer) = ctx(c)?;
+        Ok(find_visible(services, viewer, parse_id("id", &id)?)
             .await?
             .map(Suggestion))
     }
@@ -825,5 +829,59 @@ impl SuggestionMutation {
             moved_support_count: i32::try_from(published.moved_support_count).unwrap_or(i32::MAX),
             moved_follower_count: i32::try_from(published.moved_follower_count).unwrap_or(i32::MAX),
         })
+    }
+}
+
+/// One suggestion as the viewer may see it: what the `suggestion` query answers and what
+/// `suggestionUpdated` pushes, so the two never disagree about visibility.
+pub(crate) async fn find_visible(
+    services: &crate::services::Ctx,
+    _viewer: &Viewer,
+    id: uuid::Uuid,
+) -> Result<Option<suggestion::Model>, AppError> {
+    service::find(services, id).await
+}
+
+/// Live updates of suggestions.
+#[derive(Default)]
+pub struct SuggestionSubscription;
+
+#[Subscription]
+impl SuggestionSubscription {
+    /// The suggestion, pushed again each time its status, official responses or support
+    /// count change (re-read through the same visibility rules as the `suggestion` query).
+    /// An unknown id is `NOT_FOUND`.
+    async fn suggestion_updated(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "Its ID.")] id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = Suggestion>> {
+        let id = parse_id("id", &id)?;
+        // Listening starts before the check, so a change committed in between is not missed.
+        let heard = live::events(c, move |e| match e {
+            Event::SuggestionUpdated { id: changed } if changed == id => Some(()),
+            _ => None,
+        })?;
+        let (services, viewer) = ctx(c)?;
+        if find_visible(services, viewer, id).await?.is_none() {
+            return Err(AppError::NotFound("suggestion").into());
+        }
+        let (services, viewer) = (services.clone(), viewer.clone());
+        Ok(heard
+            // A change, or missed events (`Heard::Missed`): either way, push what it is now.
+            .then(move |_: Heard<()>| {
+                let (services, viewer) = (services.clone(), viewer.clone());
+                async move {
+                    match find_visible(&services, &viewer, id).await {
+                        Ok(found) => found,
+                        Err(e) => {
+                            tracing::warn!(error = ?e, %id, "re-reading a suggestion for its subscribers failed");
+                            None
+                        }
+                    }
+                }
+            })
+            // Gone from the viewer's sight (or unreadable this time): nothing to push.
+            .filter_map(|found| async move { found.map(Suggestion) }))
     }
 }

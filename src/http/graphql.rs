@@ -91,7 +91,7 @@ fn is_length_limit(e: &std::io::Error) -> bool {
 
 /// Gives every error a code. Resolver errors and the limits set their own; what is left
 /// came from parsing or validation, before any resolver ran.
-fn with_codes(mut response: GqlResponse) -> GqlResponse {
+pub(crate) fn with_codes(mut response: GqlResponse) -> GqlResponse {
     for err in &mut response.errors {
         let ext = err
             .extensions
@@ -209,7 +209,7 @@ pub async fn post(
 }
 
 /// The operation an admitted request would run (its document is already parsed).
-fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
+pub(crate) fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
     let name = request.operation_name.clone();
     let doc = request.parsed_query().ok()?;
     let mut ops = doc.operations.iter();

@@ -7,3 +7,5 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod viewer;
+// GraphQL subscriptions over WebSocket.
+pub mod ws;

@@ -17,7 +17,7 @@ use crate::services::accounts;
 use crate::startup::AppState;
 
 /// The client's address: the peer, or the entry the trusted proxies vouch for.
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
     let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
     super::client_ip::client_ip(
         peer,
@@ -76,27 +76,50 @@ impl FromRequestParts<AppState> for Viewer {
                     "the Authorization header must be `Bearer <accessToken>`",
                 )
             })?;
-        let claims = state.services.tokens.verify(token).map_err(|e| match e {
-            TokenError::Expired => {
-                unauthenticated(headers, "the access token has expired; refresh the session")
-            }
-            TokenError::Invalid => unauthenticated(headers, "the access token is not valid"),
-        })?;
-        match accounts::authenticate(&state.services, &claims).await {
-            Ok(actor) => {
+        match actor_for_token(state, token).await {
+            Ok((actor, _)) => {
                 viewer.actor = Some(actor);
                 Ok(viewer)
             }
-            Err(AppError::Unauthenticated(m)) => Err(unauthenticated(headers, &m)),
-            Err(e) => {
-                tracing::error!(error = ?e, "authenticating a request failed");
-                Err(error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error",
-                    "INTERNAL",
-                    wants_graphql_response(headers),
-                ))
-            }
+            Err(TokenRefusal::Unauthenticated(m)) => Err(unauthenticated(headers, &m)),
+            Err(TokenRefusal::Internal) => Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "INTERNAL",
+                wants_graphql_response(headers),
+            )),
+        }
+    }
+}
+
+/// Why an access token was not accepted.
+pub(crate) enum TokenRefusal {
+    /// Bad, expired, or its session ended: the message says which.
+    Unauthenticated(String),
+    /// The lookup failed (logged).
+    Internal,
+}
+
+/// The account behind an access token, and when the token expires (Unix seconds): the one
+/// rule for HTTP and WebSocket alike.
+pub(crate) async fn actor_for_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(crate::auth::Actor, i64), TokenRefusal> {
+    let claims = state.services.tokens.verify(token).map_err(|e| match e {
+        TokenError::Expired => TokenRefusal::Unauthenticated(
+            "the access token has expired; refresh the session".into(),
+        ),
+        TokenError::Invalid => {
+            TokenRefusal::Unauthenticated("the access token is not valid".into())
+        }
+    })?;
+    match accounts::authenticate(&state.services, &claims).await {
+        Ok(actor) => Ok((actor, claims.exp)),
+        Err(AppError::Unauthenticated(m)) => Err(TokenRefusal::Unauthenticated(m)),
+        Err(e) => {
+            tracing::error!(error = ?e, "authenticating a request failed");
+            Err(TokenRefusal::Internal)
         }
     }
 }

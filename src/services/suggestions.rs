@@ -27,6 +27,7 @@ use crate::entities::{
     thread, user, working_group,
 };
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 
 pub const TITLE_MIN: usize = 5;
 pub const TITLE_MAX: usize = 200;
@@ -258,6 +259,8 @@ pub async fn update(
             .await?;
     }
     tx.commit().await?;
+    ctx.events
+        .publish(Event::SuggestionUpdated { id: updated.id });
     Ok(updated)
 }
 
@@ -283,6 +286,8 @@ pub async fn withdraw(ctx: &Ctx, actor: &Actor, id: Uuid) -> AppResult<suggestio
     m.updated_at = Set(now());
     let updated = m.update(&tx).await?;
     tx.commit().await?;
+    ctx.events
+        .publish(Event::SuggestionUpdated { id: updated.id });
     Ok(updated)
 }
 
@@ -299,6 +304,7 @@ pub async fn set_support(
     // Locked: a merge moving this suggestion's supports away waits for us, or we for it and
     // then see DUPLICATE.
     let s = load_locked(&tx, id).await?;
+    let mut changed = false;
     if on {
         if s.author_id == actor.id {
             return Err(AppError::Forbidden(
@@ -317,6 +323,7 @@ pub async fn set_support(
             created_at: Set(now()),
         };
         if toggle::add_row::<support::Entity, _>(&tx, row).await? {
+            changed = true;
             bump(&tx, id, suggestion::Column::SupportCount, 1).await?;
             bump(&tx, id, suggestion::Column::TrendingScore, 1).await?;
         }
@@ -324,6 +331,7 @@ pub async fn set_support(
         let existing = support::Entity::find_by_id((id, actor.id)).one(&tx).await?;
         if let Some(existing) = existing {
             if toggle::remove_row::<support::Entity, _>(&tx, (id, actor.id)).await? {
+                changed = true;
                 bump(&tx, id, suggestion::Column::SupportCount, -1).await?;
                 if existing.created_at > now() - Duration::days(TRENDING_DAYS) {
                     bump(&tx, id, suggestion::Column::TrendingScore, -1).await?;
@@ -333,6 +341,9 @@ pub async fn set_support(
     }
     let updated = load(&tx, id).await?;
     tx.commit().await?;
+    if changed {
+        ctx.events.publish(Event::SuggestionUpdated { id });
+    }
     Ok(updated)
 }
 
@@ -848,6 +859,13 @@ pub async fn publish_response(
         .await?;
     }
     tx.commit().await?;
+    ctx.events
+        .publish(Event::SuggestionUpdated { id: suggestion_id });
+    // Merged: the original's support count changed too.
+    if let Some(original) = duplicate_of {
+        ctx.events
+            .publish(Event::SuggestionUpdated { id: original });
+    }
     Ok(Published {
         response,
         suggestion: updated,

@@ -56,7 +56,7 @@ async fn forum_with(configure: impl FnOnce(&mut convene::config::Settings)) -> F
 }
 
 /// A group created by `org` (its organiser), returned by ID.
-async fn group(app: &TestApp, org: &Session, slug: &str, visibility: &str) -> String {
+pub(crate) async fn group(app: &TestApp, org: &Session, slug: &str, visibility: &str) -> String {
     let r = app
         .gql(
             Some(&org.access),
@@ -70,7 +70,7 @@ async fn group(app: &TestApp, org: &Session, slug: &str, visibility: &str) -> St
         .to_string()
 }
 
-async fn join(app: &TestApp, who: &Session, group: &str) {
+pub(crate) async fn join(app: &TestApp, who: &Session, group: &str) {
     let r = app.gql(Some(&who.access), JOIN, json!({"id": group})).await;
     assert_eq!(
         r["data"]["joinWorkingGroup"]["membership"]["status"], "ACTIVE",
@@ -86,7 +86,12 @@ async fn start(app: &TestApp, who: &Session, place: Value, title: &str, body: &s
 }
 
 /// Starts a thread and returns (thread ID, first post ID).
-async fn thread_on(app: &TestApp, who: &Session, place: Value, title: &str) -> (String, String) {
+pub(crate) async fn thread_on(
+    app: &TestApp,
+    who: &Session,
+    place: Value,
+    title: &str,
+) -> (String, String) {
     let r = start(app, who, place, title, "Let us talk about it.").await;
     let t = &r["data"]["startThread"];
     (
@@ -113,7 +118,7 @@ async fn reply(
     .await
 }
 
-async fn reply_id(
+pub(crate) async fn reply_id(
     app: &TestApp,
     who: &Session,
     thread: &str,
@@ -140,7 +145,7 @@ async fn thread(app: &TestApp, who: Option<&Session>, id: &str) -> Value {
 }
 
 /// Sets the hidden flag of a post or a thread, as a moderator's decision would.
-async fn hide(app: &TestApp, post: Option<&str>, thread: Option<&str>) {
+pub(crate) async fn hide(app: &TestApp, post: Option<&str>, thread: Option<&str>) {
     use convene::entities::{post, thread};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let id = |s: &str| uuid::Uuid::parse_str(s).unwrap();

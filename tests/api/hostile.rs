@@ -206,7 +206,7 @@ async fn introspection_abuse_stays_bounded() {
 }
 
 #[tokio::test]
-async fn the_websocket_route_is_closed_until_subscriptions_exist() {
+async fn the_websocket_route_speaks_only_graphql_transport_ws() {
     let app = spawn_app().await;
     let resp = app
         .client
@@ -219,7 +219,14 @@ async fn the_websocket_route_is_closed_until_subscriptions_exist() {
         .send()
         .await
         .expect("request");
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Subscriptions (tests/api/subscriptions.rs) answer here, under their own limits.
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("graphql-transport-ws")
+    );
 }
 
 /// Sends the headers and half the body of a POST, and returns the open stream.

@@ -27,7 +27,10 @@ mod outbox;
 mod races;
 mod schema;
 mod sessions;
+// GraphQL subscriptions over WebSocket.
+mod subscriptions;
 mod suggestions;
 mod throttling;
 // Official updates.
 mod updates;
+mod ws_client;
