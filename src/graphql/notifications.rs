@@ -161,10 +161,7 @@ impl Notification {
 }
 
 /// Whether the viewer sees inside the group (always, for content outside any group).
-async fn sees_inside(
-    c: &Context<'_>,
-    group: Option<uuid::Uuid>,
-) -> async_graphql::Result<bool> {
+async fn sees_inside(c: &Context<'_>, group: Option<uuid::Uuid>) -> async_graphql::Result<bool> {
     let Some(g) = group else {
         return Ok(true);
     };
@@ -278,9 +275,7 @@ impl NotificationMutation {
                     .collect::<Result<_, _>>()?,
             ),
             (None, Some(true)) => Mark::All,
-            _ => {
-                return Err(AppError::bad_input("ids", "give either ids or all: true").into())
-            }
+            _ => return Err(AppError::bad_input("ids", "give either ids or all: true").into()),
         };
         let unread = service::mark_read(services, actor, mark).await?;
         Ok(MarkNotificationsReadPayload {

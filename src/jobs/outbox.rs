@@ -119,7 +119,10 @@ impl OutboxWorker {
     /// Claims and processes one batch; returns how many rows it handled.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let lease_token = Uuid::new_v4();
-        let rows = self.claim(lease_token).await?;
+        let mut rows = self.claim(lease_token).await?;
+        // In the order the events happened (RETURNING keeps no order): a person's
+        // notifications then list newest first as their events did.
+        rows.sort_by_key(|r| (r.created_at, r.id));
         let n = rows.len();
         for row in rows {
             self.deliver(row, lease_token).await?;

@@ -11,8 +11,7 @@ use std::collections::HashSet;
 
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,8 +20,7 @@ use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::entities::notification::{self, Kind, SubjectType};
 use crate::entities::{
-    commitment_follow, membership, outbox, post, rsvp, suggestion_follow, support,
-    thread, user,
+    commitment_follow, membership, outbox, post, rsvp, suggestion_follow, support, thread, user,
 };
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageRequest};
@@ -81,19 +79,21 @@ async fn users_of<C: ConnectionTrait, E: EntityTrait>(
     conn: &C,
     select: sea_orm::Select<E>,
     col: impl sea_orm::ColumnTrait,
-) -> anyhow::Result<Vec<Uuid>> {
-    Ok(select
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    select
         .select_only()
         .column(col)
         .into_tuple::<Uuid>()
         .all(conn)
-        .await?)
+        .await
 }
 
-async fn suggestion_audience<C: ConnectionTrait>(
+/// The people who hear of a suggestion's news: its followers and its supporters (a person
+/// in both is listed twice; the fan-out keeps one).
+pub async fn suggestion_audience<C: ConnectionTrait>(
     conn: &C,
     suggestion_id: Uuid,
-) -> anyhow::Result<Vec<Uuid>> {
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
     let mut people = users_of(
         conn,
         suggestion_follow::Entity::find()
@@ -123,6 +123,7 @@ async fn commitment_followers<C: ConnectionTrait>(
         commitment_follow::Column::UserId,
     )
     .await
+    .map_err(Into::into)
 }
 
 async fn group_members<C: ConnectionTrait>(
@@ -136,7 +137,7 @@ async fn group_members<C: ConnectionTrait>(
     if organisers_only {
         q = q.filter(membership::Column::Role.eq(membership::Role::Organiser));
     }
-    users_of(conn, q, membership::Column::UserId).await
+    Ok(users_of(conn, q, membership::Column::UserId).await?)
 }
 
 /// Who hears of the outbox event `row`, and what they read. An event addressed to one
@@ -146,9 +147,8 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
     let p: Value = serde_json::from_str(&row.payload)?;
     let single: Option<Uuid> = row.recipient.parse().ok();
     let one = |kind: Kind, text: String| -> anyhow::Result<Vec<Audience>> {
-        let person = single.ok_or_else(|| {
-            anyhow::anyhow!("{} is addressed to one account", row.template)
-        })?;
+        let person = single
+            .ok_or_else(|| anyhow::anyhow!("{} is addressed to one account", row.template))?;
         Ok(vec![Audience {
             kind,
             text,
@@ -175,9 +175,17 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                     ),
                 },
             };
-            let people = match single {
-                Some(person) => vec![person],
-                None => suggestion_audience(conn, id).await?,
+            // A merge moves the duplicate's followers and supporters to the original in
+            // the same write, so its audience was taken before and rides in the event.
+            let listed = p.get("audience_ids").and_then(Value::as_array).map(|ids| {
+                ids.iter()
+                    .filter_map(|v| v.as_str()?.parse().ok())
+                    .collect::<Vec<Uuid>>()
+            });
+            let people = match (single, listed) {
+                (Some(person), _) => vec![person],
+                (None, Some(listed)) => listed,
+                (None, None) => suggestion_audience(conn, id).await?,
             };
             Plan {
                 actor_id: uuid_at(&p, "actor_id"),
@@ -228,7 +236,7 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                     .await?
                     .map(|t| t.author_id),
             };
-            let posters = users_of(
+            let posters: Vec<Uuid> = users_of(
                 conn,
                 post::Entity::find()
                     .filter(post::Column::ThreadId.eq(thread_id))
@@ -277,8 +285,7 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                 rsvp::Entity::find()
                     .filter(rsvp::Column::MeetupId.eq(id))
                     .filter(
-                        rsvp::Column::Status
-                            .is_in([rsvp::Status::Going, rsvp::Status::Waitlisted]),
+                        rsvp::Column::Status.is_in([rsvp::Status::Going, rsvp::Status::Waitlisted]),
                     ),
                 rsvp::Column::UserId,
             )
@@ -314,10 +321,7 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                 subject_id: group,
                 audiences: vec![Audience {
                     kind: Kind::MembershipRequested,
-                    text: format!(
-                        "New request to join {}",
-                        str_at(&p, "working_group_name")
-                    ),
+                    text: format!("New request to join {}", str_at(&p, "working_group_name")),
                     people: group_members(conn, group, true).await?,
                 }],
             }
@@ -444,15 +448,14 @@ pub async fn insert_planned<C: ConnectionTrait>(
         for &(person, audience) in chunk {
             let a = &plan.audiences[audience];
             let kind: sea_orm::Value = sea_orm::ActiveEnum::to_value(&a.kind).into();
-            let subject: sea_orm::Value =
-                sea_orm::ActiveEnum::to_value(&plan.subject_type).into();
+            let subject: sea_orm::Value = sea_orm::ActiveEnum::to_value(&plan.subject_type).into();
             q.values_panic([
                 Uuid::now_v7().into(),
                 person.into(),
                 event_key.into(),
-                Expr::val(kind).into(),
+                Expr::val(kind),
                 plan.actor_id.into(),
-                Expr::val(subject).into(),
+                Expr::val(subject),
                 plan.subject_id.into(),
                 clip(a.text.clone()).into(),
                 at.into(),
@@ -495,8 +498,7 @@ pub async fn list(
 
 /// How many notifications the list would hold in all.
 pub async fn count(ctx: &Ctx, actor_id: Uuid, unread_only: bool) -> AppResult<u64> {
-    let mut q =
-        notification::Entity::find().filter(notification::Column::RecipientId.eq(actor_id));
+    let mut q = notification::Entity::find().filter(notification::Column::RecipientId.eq(actor_id));
     if unread_only {
         q = q.filter(notification::Column::ReadAt.is_null());
     }
@@ -545,4 +547,3 @@ pub async fn mark_read(ctx: &Ctx, actor: &Actor, mark: Mark) -> AppResult<u64> {
     tx.commit().await?;
     Ok(unread)
 }
-

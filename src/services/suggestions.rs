@@ -775,6 +775,7 @@ pub async fn publish_response(
     }
     let mut moved = (0, 0);
     let mut duplicate_of = None;
+    let mut merged_audience: Option<Vec<Uuid>> = None;
     if target_id.is_some() {
         let target =
             target.ok_or_else(|| AppError::bad_input("duplicateOfId", "no such suggestion"))?;
@@ -790,6 +791,9 @@ pub async fn publish_response(
                 format!("the original is itself {}", target.status.as_str()),
             ));
         }
+        // Its people move to the original now; they still hear of the merge.
+        merged_audience =
+            Some(crate::services::notifications::suggestion_audience(&tx, s.id).await?);
         moved = merge_into(&tx, &s, &target).await?;
         duplicate_of = Some(target.id);
     }
@@ -860,6 +864,7 @@ pub async fn publish_response(
             "actor_id": actor.id,
             "new_status": input.new_status.map(Status::as_str),
             "duplicate_of_id": duplicate_of,
+            "audience_ids": merged_audience,
             "link": ctx.link(&format!("suggestions/{suggestion_id}")),
         }),
     )
