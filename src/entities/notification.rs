@@ -58,6 +58,10 @@ pub enum Kind {
     MembershipInvited,
     #[sea_orm(string_value = "REPORT_FILED")]
     ReportFiled,
+    #[sea_orm(string_value = "ROLE_CHANGED")]
+    RoleChanged,
+    #[sea_orm(string_value = "MEMBER_ROLE_CHANGED")]
+    MemberRoleChanged,
 }
 
 /// The kind of row a notification links to.
@@ -76,4 +80,6 @@ pub enum SubjectType {
     WorkingGroup,
     #[sea_orm(string_value = "REPORT")]
     Report,
+    #[sea_orm(string_value = "USER")]
+    User,
 }

@@ -57,6 +57,10 @@ pub enum NotificationKind {
     MembershipInvited,
     /// A new report for the viewer to moderate.
     ReportFiled,
+    /// An administrator changed the viewer's role on Convene.
+    RoleChanged,
+    /// An organiser changed the viewer's role in a group.
+    MemberRoleChanged,
 }
 
 /// The object a notification links to.
@@ -74,6 +78,8 @@ pub enum NotificationSubject {
     WorkingGroup(WorkingGroup),
     /// A report to moderate.
     Report(Report),
+    /// An account (the viewer's own, for a role change).
+    User(User),
 }
 
 pub struct Notification(pub notification::Model);
@@ -135,6 +141,10 @@ impl Notification {
                 .load_one(GroupKey(id))
                 .await?
                 .map(|g| NotificationSubject::WorkingGroup(WorkingGroup(g))),
+            SubjectType::User => l
+                .load_one(UserKey(id))
+                .await?
+                .map(|u| NotificationSubject::User(User(u))),
             SubjectType::Report => {
                 let Some(r) = l.load_one(ReportKey(id)).await? else {
                     return Ok(None);

@@ -381,6 +381,34 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                 }],
             }
         }
+        "role_changed" => Plan {
+            actor_id: uuid_at(&p, "actor_id"),
+            subject_type: SubjectType::User,
+            subject_id: need(&p, "user_id")?,
+            audiences: one(
+                Kind::RoleChanged,
+                format!(
+                    "Your role on Convene is now {}",
+                    str_at(&p, "role").to_lowercase()
+                ),
+            )?,
+        },
+        "member_role_changed" => Plan {
+            actor_id: uuid_at(&p, "actor_id"),
+            subject_type: SubjectType::WorkingGroup,
+            subject_id: need(&p, "working_group_id")?,
+            audiences: one(
+                Kind::MemberRoleChanged,
+                format!(
+                    "You are now {} in {}",
+                    match str_at(&p, "role") {
+                        "ORGANISER" => "an organiser",
+                        _ => "a member",
+                    },
+                    str_at(&p, "working_group_name")
+                ),
+            )?,
+        },
         other => anyhow::bail!("no notification rule for event {other:?}"),
     };
     Ok(plan)

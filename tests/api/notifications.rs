@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const LIST: &str = "query($n: Int, $after: String, $u: Boolean) { notifications(first: $n, after: $after, unreadOnly: $u) { totalCount pageInfo { hasNextPage endCursor } nodes { id kind text readAt createdAt actor { displayName } subject { __typename ... on Suggestion { id } ... on CommitmentUpdate { id } ... on Post { id } ... on Meetup { id } ... on WorkingGroup { id } ... on Report { id } } } } unreadNotificationCount }";
+const LIST: &str = "query($n: Int, $after: String, $u: Boolean) { notifications(first: $n, after: $after, unreadOnly: $u) { totalCount pageInfo { hasNextPage endCursor } nodes { id kind text readAt createdAt actor { displayName } subject { __typename ... on Suggestion { id } ... on CommitmentUpdate { id } ... on Post { id } ... on Meetup { id } ... on WorkingGroup { id } ... on Report { id } ... on User { id } } } } unreadNotificationCount }";
 const MARK: &str = "mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) { unreadCount } }";
 const RESPOND: &str =
     "mutation($i: PublishResponseInput!) { publishResponse(input: $i) { response { id } } }";
@@ -404,6 +404,33 @@ async fn group_meetup_and_report_events_reach_exactly_whom_they_concern() {
     assert_eq!(
         h.delivered().await,
         expect(&[(&ann, "MEMBERSHIP_DECIDED"), (&bob, "MEMBERSHIP_DECIDED")])
+    );
+    // A role in the group, and on the site: that person only.
+    h.gql(
+        &org,
+        "mutation($i: SetMemberRoleInput!) { setMemberRole(input: $i) { membership { role } } }",
+        json!({"i": {"membershipId": requests[0], "role": "ORGANISER"}}),
+    )
+    .await;
+    assert_eq!(
+        h.delivered().await,
+        expect(&[(&ann, "MEMBER_ROLE_CHANGED")])
+    );
+    h.gql(
+        &admin,
+        "mutation($i: SetUserRoleInput!) { setUserRole(input: $i) { user { role } } }",
+        json!({"i": {"userId": dee.user_id, "role": "OFFICIAL"}}),
+    )
+    .await;
+    assert_eq!(h.delivered().await, expect(&[(&dee, "ROLE_CHANGED")]));
+    let page = h.list(&dee, 1, None, false).await;
+    assert_eq!(
+        page["notifications"]["nodes"][0]["subject"]["__typename"],
+        "User"
+    );
+    assert_eq!(
+        page["notifications"]["nodes"][0]["actor"]["displayName"],
+        "Ada"
     );
     h.gql(
         &org,
