@@ -172,6 +172,7 @@ impl Application {
             self.mailer.clone(),
             self.state.settings.jobs.clone(),
         )
+        .with_events(self.state.services.events.clone())
     }
 
     /// Starts the background jobs: the outbox worker and the trending refresh.

@@ -10,6 +10,7 @@ pub mod meetup_outcome;
 pub mod membership;
 pub mod milestone;
 pub mod moderation_action;
+pub mod notification;
 pub mod official_response;
 pub mod outbox;
 pub mod outcome;

@@ -17,7 +17,7 @@ use crate::entities::{
 use crate::entities::{
     commitment_update, meetup, meetup_outcome, membership, working_group_commitment,
 };
-use crate::entities::{post, post_reaction, post_revision, thread};
+use crate::entities::{post, post_reaction, post_revision, report, thread};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -480,6 +480,10 @@ key!(ThreadResponsesOf);
 
 by_id!(ThreadKey, thread);
 by_id!(PostKey, post);
+
+// Notifications (issue 10).
+key!(ReportKey);
+by_id!(ReportKey, report);
 
 impl Loader<ThreadOfSuggestion> for Loaders {
     type Value = thread::Model;

@@ -16,6 +16,8 @@ pub mod live;
 pub mod loaders;
 pub mod meetups;
 pub mod moderation;
+// In-app notifications (issue 10).
+pub mod notifications;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;

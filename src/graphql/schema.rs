@@ -9,6 +9,7 @@ use super::discussions::{DiscussionMutation, DiscussionQuery, DiscussionSubscrip
 use super::groups::{GroupMutation, GroupQuery};
 use super::meetups::{MeetupMutation, MeetupQuery};
 use super::moderation::{ModerationMutation, ModerationQuery};
+use super::notifications::{NotificationMutation, NotificationQuery, NotificationSubscription};
 use super::suggestions::{SuggestionMutation, SuggestionQuery, SuggestionSubscription};
 use super::updates::{UpdateMutation, UpdateQuery};
 use crate::config::GraphqlSettings;
@@ -27,6 +28,8 @@ pub struct Query(
     ModerationQuery,
     // Threads and posts.
     DiscussionQuery,
+    // The viewer's notifications.
+    NotificationQuery,
 );
 
 /// Every mutation, merged from the domain modules.
@@ -44,12 +47,18 @@ pub struct Mutation(
     ModerationMutation,
     // Threads and posts.
     DiscussionMutation,
+    // The viewer's notifications.
+    NotificationMutation,
 );
 
 /// Every subscription, merged from the domain modules (served over WebSocket at
 /// `/graphql/ws`).
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(SuggestionSubscription, DiscussionSubscription);
+pub struct Subscription(
+    SuggestionSubscription,
+    DiscussionSubscription,
+    NotificationSubscription,
+);
 
 pub type ConveneSchema = Schema<Query, Mutation, Subscription>;
 

@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::JobSettings;
-use crate::db::now;
+use crate::db::{begin_write, now};
 use crate::entities::outbox::{self, Status};
+use crate::events::{Event, Events};
 use crate::mail::Mailer;
-use crate::services::outbox::{redact_secrets, KIND_EMAIL};
+use crate::services::notifications;
+use crate::services::outbox::{redact_secrets, KIND_EMAIL, KIND_NOTIFICATION};
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -25,6 +27,8 @@ pub struct OutboxWorker {
     mailer: Mailer,
     settings: JobSettings,
     lease: Duration,
+    /// Where new notifications are announced (`notificationAdded`) once committed.
+    events: Events,
 }
 
 /// Time a claimed batch needs beyond its delivery attempts: the database round trips and
@@ -78,7 +82,14 @@ impl OutboxWorker {
             mailer,
             settings,
             lease,
+            events: Events::new(),
         }
+    }
+
+    /// Announces the notifications it writes on `events` (the application's bus).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
     }
 
     /// How long a claim holds its rows (see [`lease_for`]).
@@ -108,7 +119,10 @@ impl OutboxWorker {
     /// Claims and processes one batch; returns how many rows it handled.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let lease_token = Uuid::new_v4();
-        let rows = self.claim(lease_token).await?;
+        let mut rows = self.claim(lease_token).await?;
+        // In the order the events happened (RETURNING keeps no order): a person's
+        // notifications then list newest first as their events did.
+        rows.sort_by_key(|r| (r.created_at, r.id));
         let n = rows.len();
         for row in rows {
             self.deliver(row, lease_token).await?;
@@ -129,7 +143,7 @@ impl OutboxWorker {
                 r#"UPDATE outbox SET locked_until = $1, lease_token = $4
                    WHERE id IN (
                      SELECT id FROM outbox
-                     WHERE status = 'PENDING' AND kind = 'email' AND next_attempt_at <= $2
+                     WHERE status = 'PENDING' AND kind IN ('email', 'notification') AND next_attempt_at <= $2
                        AND (locked_until IS NULL OR locked_until <= $2)
                      ORDER BY next_attempt_at
                      LIMIT $3
@@ -147,7 +161,7 @@ impl OutboxWorker {
                 r#"UPDATE outbox SET locked_until = ?, lease_token = ?
                    WHERE id IN (
                      SELECT id FROM outbox
-                     WHERE status = 'PENDING' AND kind = 'email' AND next_attempt_at <= ?
+                     WHERE status = 'PENDING' AND kind IN ('email', 'notification') AND next_attempt_at <= ?
                        AND (locked_until IS NULL OR locked_until <= ?)
                      ORDER BY next_attempt_at
                      LIMIT ?)
@@ -167,7 +181,55 @@ impl OutboxWorker {
             .await?)
     }
 
+    /// Fans a notification event out: its notifications and the row's SENT mark are one
+    /// transaction, which commits only while this claim still holds the lease. Returns
+    /// `Ok(false)` when the lease was lost (another worker owns the row now); the unique
+    /// (event, recipient) key makes whatever either of them wrote count once.
+    async fn fan_out(&self, row: &outbox::Model, lease_token: Uuid) -> anyhow::Result<bool> {
+        let tx = begin_write(&self.db).await?;
+        let plan = notifications::plan(&tx, row).await?;
+        let written = notifications::insert_planned(&tx, &row.idempotency_key, &plan).await?;
+        let marked = outbox::Entity::update_many()
+            .set(outbox::ActiveModel {
+                attempts: Set(row.attempts + 1),
+                locked_until: Set(None),
+                lease_token: Set(None),
+                status: Set(Status::Sent),
+                sent_at: Set(Some(now())),
+                last_error: Set(None),
+                payload: Set(redact_secrets(&row.payload)),
+                ..Default::default()
+            })
+            .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::LeaseToken.eq(lease_token))
+            .exec(&tx)
+            .await?
+            .rows_affected
+            > 0;
+        if !marked {
+            tx.rollback().await?;
+            tracing::warn!(id = %row.id, template = %row.template, "outbox lease lost to another worker; fan-out left to it");
+            return Ok(false);
+        }
+        tx.commit().await?;
+        tracing::info!(id = %row.id, template = %row.template, notifications = written.len(), "notification event delivered");
+        for n in written {
+            self.events.publish(Event::NotificationAdded {
+                user_id: n.recipient_id,
+                id: n.id,
+            });
+        }
+        Ok(true)
+    }
+
     async fn deliver(&self, row: outbox::Model, lease_token: Uuid) -> anyhow::Result<()> {
+        if row.kind == KIND_NOTIFICATION {
+            match self.fan_out(&row, lease_token).await {
+                Ok(_) => return Ok(()),
+                // Recorded below as a failed attempt, retried with backoff.
+                Err(e) => return self.record(row, lease_token, Err(e)).await,
+            }
+        }
         let result = match row.kind.as_str() {
             KIND_EMAIL => {
                 let payload: serde_json::Value =
@@ -178,6 +240,16 @@ impl OutboxWorker {
             }
             other => Err(anyhow::anyhow!("unknown outbox kind {other:?}")),
         };
+        self.record(row, lease_token, result).await
+    }
+
+    /// Records the outcome of one attempt while the claim still holds the lease.
+    async fn record(
+        &self,
+        row: outbox::Model,
+        lease_token: Uuid,
+        result: anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let attempts = row.attempts + 1;
         let mut update = outbox::ActiveModel {
             attempts: Set(attempts),

@@ -730,6 +730,14 @@ pub async fn set_user_role(
             },
         )
         .await?;
+        outbox::enqueue_notification(
+            &tx,
+            &format!("role_changed:{}:{}", user.id, Uuid::now_v7()),
+            user.id,
+            "role_changed",
+            json!({ "user_id": user.id, "role": role_name(role), "actor_id": actor.id }),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(user)

@@ -931,6 +931,21 @@ pub async fn set_role(
     a.role = Set(role);
     a.updated_at = Set(now());
     let updated = a.update(&tx).await?;
+    let mut payload = event_payload(&group, &updated);
+    payload["role"] = json!(updated.role.to_value());
+    payload["actor_id"] = json!(actor.id);
+    outbox::enqueue_notification(
+        &tx,
+        &format!(
+            "member_role_changed:{}:{}",
+            updated.id,
+            updated.updated_at.timestamp_micros()
+        ),
+        updated.user_id,
+        "member_role_changed",
+        payload,
+    )
+    .await?;
     tx.commit().await?;
     Ok(updated)
 }

@@ -294,6 +294,12 @@ fn event_payload(ctx: &Ctx, m: &meetup::Model) -> serde_json::Value {
     })
 }
 
+/// An event's payload naming who caused it, so that the fan-out leaves them out.
+fn with_actor(mut payload: serde_json::Value, actor: &Actor) -> serde_json::Value {
+    payload["actor_id"] = json!(actor.id);
+    payload
+}
+
 async fn group_of<C: ConnectionTrait>(
     conn: &C,
     m: &meetup::Model,
@@ -410,7 +416,7 @@ pub async fn schedule(ctx: &Ctx, actor: &Actor, input: NewMeetup) -> AppResult<m
         &format!("meetup-scheduled:{}", created.id),
         created.working_group_id,
         "meetup_scheduled",
-        event_payload(ctx, &created),
+        with_actor(event_payload(ctx, &created), actor),
     )
     .await?;
     tx.commit().await?;
@@ -599,7 +605,7 @@ pub async fn update(
             &format!("meetup-changed:{id}:{}", current.sequence),
             id,
             "meetup_changed",
-            event_payload(ctx, &current),
+            with_actor(event_payload(ctx, &current), actor),
         )
         .await?;
     }
@@ -725,7 +731,7 @@ pub async fn cancel(
         &format!("meetup-cancelled:{id}"),
         id,
         "meetup_cancelled",
-        event_payload(ctx, &current),
+        with_actor(event_payload(ctx, &current), actor),
     )
     .await?;
     tx.commit().await?;

@@ -12,6 +12,7 @@ pub mod groups;
 pub mod meetups;
 pub mod moderation;
 pub mod moderation_log;
+pub mod notifications;
 pub mod outbox;
 pub mod page;
 pub mod seed;

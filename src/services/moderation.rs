@@ -265,6 +265,7 @@ pub async fn file_report(
         json!({
             "audience": "moderators",
             "report_id": created.id,
+            "actor_id": actor.id,
             "subject_type": subject_type_str(subject.kind),
             "subject_id": subject.id,
             "working_group_id": subject.working_group_id,

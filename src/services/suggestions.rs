@@ -195,6 +195,25 @@ pub async fn create(
         },
     )
     .await?;
+    // One row: the notification worker fans it out to the commitment's followers.
+    outbox::enqueue_event(
+        &tx,
+        &format!(
+            "{}:{}",
+            crate::services::notifications::EVENT_SUGGESTION_CREATED,
+            created.id
+        ),
+        commitment_id,
+        crate::services::notifications::EVENT_SUGGESTION_CREATED,
+        json!({
+            "suggestion_id": created.id,
+            "suggestion_title": created.title,
+            "commitment_id": commitment_id,
+            "commitment_reference": c.reference,
+            "actor_id": actor.id,
+        }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -767,6 +786,7 @@ pub async fn publish_response(
     }
     let mut moved = (0, 0);
     let mut duplicate_of = None;
+    let mut merged_audience: Option<Vec<Uuid>> = None;
     if target_id.is_some() {
         let target =
             target.ok_or_else(|| AppError::bad_input("duplicateOfId", "no such suggestion"))?;
@@ -782,6 +802,9 @@ pub async fn publish_response(
                 format!("the original is itself {}", target.status.as_str()),
             ));
         }
+        // Its people move to the original now; they still hear of the merge.
+        merged_audience =
+            Some(crate::services::notifications::suggestion_audience(&tx, s.id).await?);
         moved = merge_into(&tx, &s, &target).await?;
         duplicate_of = Some(target.id);
     }
@@ -838,26 +861,25 @@ pub async fn publish_response(
     m.updated_at = Set(at);
     let updated = m.update(&tx).await?;
 
-    let followers = suggestion_follow::Entity::find()
-        .filter(suggestion_follow::Column::SuggestionId.eq(suggestion_id))
-        .all(&tx)
-        .await?;
-    for f in followers.into_iter().filter(|f| f.user_id != actor.id) {
-        outbox::enqueue_notification(
-            &tx,
-            &format!("response_published:{}:{}", response.id, f.user_id),
-            f.user_id,
-            "response_published",
-            json!({
-                "suggestion_id": suggestion_id,
-                "suggestion_title": title,
-                "response_id": response.id,
-                "new_status": input.new_status.map(Status::as_str),
-                "link": ctx.link(&format!("suggestions/{suggestion_id}")),
-            }),
-        )
-        .await?;
-    }
+    // One row whatever the audience: the notification worker fans it out to the
+    // suggestion's followers and supporters.
+    outbox::enqueue_event(
+        &tx,
+        &format!("response_published:{}", response.id),
+        suggestion_id,
+        crate::services::notifications::EVENT_RESPONSE_PUBLISHED,
+        json!({
+            "suggestion_id": suggestion_id,
+            "suggestion_title": title,
+            "response_id": response.id,
+            "actor_id": actor.id,
+            "new_status": input.new_status.map(Status::as_str),
+            "duplicate_of_id": duplicate_of,
+            "audience_ids": merged_audience,
+            "link": ctx.link(&format!("suggestions/{suggestion_id}")),
+        }),
+    )
+    .await?;
     tx.commit().await?;
     ctx.events
         .publish(Event::SuggestionUpdated { id: suggestion_id });

@@ -284,6 +284,24 @@ impl TestApp {
             .collect()
     }
 
+    /// Waits (up to 10 s) until the background worker has fanned out every notification
+    /// event, so that a statement count taken next measures the request alone.
+    pub async fn notifications_settled(&self) {
+        for _ in 0..200 {
+            if count(
+                &self.db,
+                "SELECT COUNT(*) FROM outbox WHERE kind = 'notification' AND status = 'PENDING'",
+            )
+            .await
+                == 0
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("notification events still pending after 10 s");
+    }
+
     /// Lets the outbox worker run a few rounds (for asserting that nothing more is sent).
     pub async fn settle(&self) {
         tokio::time::sleep(Duration::from_millis(400)).await;

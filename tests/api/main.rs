@@ -23,6 +23,8 @@ mod meetups;
 mod migrations;
 // Reports, hiding, the moderation log and writing limits.
 mod moderation;
+// In-app notifications (issue 10).
+mod notifications;
 mod outbox;
 mod races;
 mod schema;

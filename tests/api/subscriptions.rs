@@ -720,3 +720,42 @@ async fn a_post_written_on_one_instance_reaches_subscribers_on_another() {
     assert_eq!(added(&seen)["body"], "From B.");
     assert_eq!(added(&seen)["author"]["displayName"], "Bob");
 }
+
+/// `notificationAdded` over the socket: the worker's fan-out of a reply reaches the author
+/// replied to, and only them.
+#[tokio::test]
+async fn a_reply_notifies_its_parents_author_over_the_socket() {
+    let s = stage_with(|_| {}).await;
+    let app = &s.app;
+    let thread = thread_of(app, &s.suggestion).await;
+    let first = crate::discussions::reply_id(app, &s.ann, &thread, None, "My own thoughts.").await;
+    const ADDED: &str =
+        "subscription { notificationAdded { kind text actor { displayName } subject { __typename ... on Post { id } } } }";
+
+    let mut ann = WsClient::connect(app, Some(&s.ann.access)).await;
+    let on_ann = ann.subscribe_live(ADDED, json!({})).await;
+    let mut bob = WsClient::connect(app, Some(&s.bob.access)).await;
+    let on_bob = bob.subscribe_live(ADDED, json!({})).await;
+    let mut anonymous = WsClient::connect(app, None).await;
+    let refused = anonymous.subscribe(ADDED, json!({})).await;
+    let errors = anonymous.error_for(&refused).await;
+    assert_eq!(
+        errors[0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{errors}"
+    );
+
+    let reply = crate::discussions::reply_id(app, &s.bob, &thread, Some(&first), "Agreed.").await;
+    let seen = ann.next_data(&on_ann).await;
+    let n = &seen["notificationAdded"];
+    assert_eq!(n["kind"], "POST_REPLY", "{seen}");
+    assert_eq!(n["actor"]["displayName"], "Bob");
+    assert_eq!(n["subject"]["__typename"], "Post");
+    assert_eq!(n["subject"]["id"], reply.as_str());
+    // Bob wrote it: nothing for him.
+    assert!(
+        bob.try_next_for(&on_bob, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "the actor is not notified of their own reply"
+    );
+}

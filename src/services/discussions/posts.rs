@@ -231,6 +231,26 @@ pub async fn reply(
     };
     account_limits::check(ctx, &tx, actor, Action::Post).await?;
     let created = insert_post(&tx, &t, parent.as_ref(), actor.id, &body).await?;
+    // One row: the notification worker tells the author replied to and the thread's
+    // other writers.
+    crate::services::outbox::enqueue_event(
+        &tx,
+        &format!(
+            "{}:{}",
+            crate::services::notifications::EVENT_POST_ADDED,
+            created.id
+        ),
+        t.id,
+        crate::services::notifications::EVENT_POST_ADDED,
+        json!({
+            "thread_id": t.id,
+            "thread_title": t.title,
+            "post_id": created.id,
+            "parent_post_id": parent.as_ref().map(|p| p.id),
+            "actor_id": actor.id,
+        }),
+    )
+    .await?;
     tx.commit().await?;
     ctx.events.publish(Event::PostAdded {
         thread_id: t.id,
