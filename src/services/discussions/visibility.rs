@@ -10,8 +10,9 @@ use crate::entities::{post, thread};
 use crate::error::{AppError, AppResult};
 use crate::services::groups::{self, Access};
 
-/// What everyone but the author and moderators reads in place of hidden content.
-pub const HIDDEN_MARKER: &str = "[hidden by a moderator]";
+/// What everyone but the author and moderators reads in place of hidden content: the same
+/// marker as hidden suggestions' and updates' titles.
+pub const HIDDEN_MARKER: &str = crate::services::moderation::HIDDEN_TITLE;
 /// What a deleted post's body reads.
 pub const DELETED_MARKER: &str = "[deleted]";
 
