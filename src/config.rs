@@ -30,6 +30,12 @@ pub struct Settings {
     /// GraphQL subscriptions over WebSocket (`/graphql/ws`).
     #[serde(default)]
     pub websocket: WebsocketSettings,
+    /// Notification email: the daily digest's hour and time zone.
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+    /// Working groups' chat channels (incoming webhooks).
+    #[serde(default)]
+    pub channels: ChannelSettings,
 }
 
 fn default_env() -> String {
@@ -86,6 +92,14 @@ pub struct MailSettings {
     pub from: String,
     pub file_dir: PathBuf,
     pub smtp: SmtpSettings,
+    /// Permanent SMTP failures (5xx) after which an address is marked undeliverable and
+    /// gets security mail only, until it is verified again.
+    #[serde(default = "default_undeliverable_after")]
+    pub undeliverable_after: i32,
+}
+
+fn default_undeliverable_after() -> i32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +167,48 @@ impl Default for WebsocketSettings {
             ping_interval_ms: 30_000,
             ping_timeout_ms: 10_000,
             send_queue_messages: 64,
+        }
+    }
+}
+
+/// Notification email.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NotificationSettings {
+    /// The local hour (0–23) the daily digest goes out at, for people who chose none.
+    pub digest_hour: u32,
+    /// The time zone of people who chose none (IANA name).
+    pub default_time_zone: String,
+    /// How often each instance looks for digests that are due.
+    pub digest_interval_secs: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            digest_hour: 8,
+            default_time_zone: "Europe/London".into(),
+            digest_interval_secs: 60,
+        }
+    }
+}
+
+/// Working groups' chat channels: Slack-compatible incoming webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ChannelSettings {
+    /// Lets webhook URLs point at loopback, private and link-local addresses (tests, and
+    /// a chat server inside the same network). Off in production.
+    pub allow_private_targets: bool,
+    /// How long one delivery attempt may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            allow_private_targets: false,
+            timeout_secs: 10,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod commitment;
 pub mod commitment_follow;
 pub mod commitment_update;
+pub mod email_deliverability;
 pub mod email_token;
 pub mod meetup;
 pub mod meetup_outcome;
@@ -11,6 +12,7 @@ pub mod membership;
 pub mod milestone;
 pub mod moderation_action;
 pub mod notification;
+pub mod notification_preference;
 pub mod official_response;
 pub mod outbox;
 pub mod outcome;

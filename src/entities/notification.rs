@@ -19,6 +19,8 @@ pub struct Model {
     pub text: String,
     pub created_at: DateTimeUtc,
     pub read_at: Option<DateTimeUtc>,
+    /// Its email waits for the recipient's daily digest.
+    pub digest_pending: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -50,6 +52,8 @@ pub enum Kind {
     MeetupCancelled,
     #[sea_orm(string_value = "MEETUP_PROMOTED")]
     MeetupPromoted,
+    #[sea_orm(string_value = "MEETUP_REMINDER")]
+    MeetupReminder,
     #[sea_orm(string_value = "MEMBERSHIP_REQUESTED")]
     MembershipRequested,
     #[sea_orm(string_value = "MEMBERSHIP_DECIDED")]
@@ -82,4 +86,70 @@ pub enum SubjectType {
     Report,
     #[sea_orm(string_value = "USER")]
     User,
+}
+
+impl Kind {
+    /// The email preference that governs mail about this kind of event.
+    pub fn group(self) -> EventGroup {
+        match self {
+            Kind::ResponsePublished | Kind::SuggestionMerged => EventGroup::MySuggestions,
+            Kind::SuggestionCreated | Kind::UpdatePublished => EventGroup::FollowedCommitments,
+            Kind::PostReply | Kind::ThreadPost => EventGroup::Discussions,
+            Kind::MeetupScheduled
+            | Kind::MeetupChanged
+            | Kind::MeetupCancelled
+            | Kind::MeetupPromoted
+            | Kind::MeetupReminder
+            | Kind::MembershipDecided
+            | Kind::MembershipInvited
+            | Kind::MemberRoleChanged => EventGroup::Meetups,
+            Kind::MembershipRequested | Kind::ReportFiled | Kind::RoleChanged => {
+                EventGroup::Moderation
+            }
+        }
+    }
+}
+
+/// The groups of events a person sets one email preference for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter)]
+pub enum EventGroup {
+    /// News of suggestions I follow or support: responses, status changes, merges.
+    MySuggestions,
+    /// New suggestions and official updates on commitments I follow.
+    FollowedCommitments,
+    /// Replies to me and new posts in threads I posted in or follow.
+    Discussions,
+    /// My working groups and their meet-ups: scheduled, changed, cancelled, promotions,
+    /// reminders, membership decisions and invitations.
+    Meetups,
+    /// Reports to moderate, requests to join a group I organise, my role on the site.
+    Moderation,
+}
+
+impl EventGroup {
+    /// Its name in URLs and tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventGroup::MySuggestions => "my_suggestions",
+            EventGroup::FollowedCommitments => "followed_commitments",
+            EventGroup::Discussions => "discussions",
+            EventGroup::Meetups => "meetups",
+            EventGroup::Moderation => "moderation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventGroup> {
+        <EventGroup as sea_orm::Iterable>::iter().find(|g| g.as_str() == s)
+    }
+
+    /// How people read it ("meet-ups and working groups").
+    pub fn label(self) -> &'static str {
+        match self {
+            EventGroup::MySuggestions => "news of suggestions you follow or support",
+            EventGroup::FollowedCommitments => "news of commitments you follow",
+            EventGroup::Discussions => "replies and discussions",
+            EventGroup::Meetups => "meet-ups and working groups",
+            EventGroup::Moderation => "moderation and your role",
+        }
+    }
 }

@@ -49,6 +49,8 @@ pub enum NotificationKind {
     MeetupCancelled,
     /// The viewer moved from the waitlist to GOING.
     MeetupPromoted,
+    /// A meet-up the viewer is going to starts within a day.
+    MeetupReminder,
     /// Someone asked to join a group the viewer organises.
     MembershipRequested,
     /// The viewer's request to join a group was decided.

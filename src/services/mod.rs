@@ -13,6 +13,7 @@ pub mod meetups;
 pub mod moderation;
 pub mod moderation_log;
 pub mod notifications;
+pub mod notification_prefs;
 pub mod outbox;
 pub mod page;
 pub mod seed;
