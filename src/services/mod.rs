@@ -7,19 +7,21 @@ pub mod accounts;
 // Calendar feeds and secret calendar URLs (issue 8).
 pub mod calendar_feeds;
 pub mod commitments;
+pub mod deliverability;
 pub mod discussions;
 pub mod groups;
 pub mod meetups;
 pub mod moderation;
 pub mod moderation_log;
-pub mod notifications;
 pub mod notification_prefs;
+pub mod notifications;
 pub mod outbox;
 pub mod page;
 pub mod seed;
 pub mod suggestions;
 pub mod throttle;
 pub mod toggle;
+pub mod unsubscribe;
 pub mod updates;
 
 use std::sync::Arc;
