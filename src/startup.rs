@@ -173,6 +173,7 @@ impl Application {
             self.state.settings.jobs.clone(),
         )
         .with_events(self.state.services.events.clone())
+        .with_channels(crate::services::channels::Poster::new(&self.state.settings))
     }
 
     /// Starts the background jobs: the outbox worker and the trending refresh.

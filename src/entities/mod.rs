@@ -6,6 +6,7 @@ pub mod commitment_follow;
 pub mod commitment_update;
 pub mod email_deliverability;
 pub mod email_token;
+pub mod group_channel;
 pub mod meetup;
 pub mod meetup_outcome;
 pub mod membership;

@@ -12,9 +12,9 @@ use super::{ctx, loader};
 use crate::entities::membership::{self, Role as DbMemberRole, Status as DbMemberStatus};
 use crate::entities::working_group::Visibility as DbVisibility;
 use crate::entities::working_group::{self, JoinPolicy as DbJoinPolicy, Kind as DbKind};
-use crate::services::calendar_feeds;
 use crate::services::groups::{self as service, GroupChanges, GroupFilter, NewGroup};
 use crate::services::page::{Page, PageRequest};
+use crate::services::{calendar_feeds, channels};
 
 /// What kind of body a group is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -222,6 +222,18 @@ impl WorkingGroup {
             &self.0,
             membership.as_ref(),
         ))
+    }
+    /// The group's chat channel, for its organisers and administrators; null for anyone
+    /// else. The webhook URL itself is never shown, only its host.
+    async fn channel(&self, c: &Context<'_>) -> async_graphql::Result<Option<GroupChannel>> {
+        let (services, viewer) = ctx(c)?;
+        if viewer.actor.is_none() {
+            return Ok(None);
+        }
+        let access = viewer_access_to(c, self.0.clone()).await?;
+        Ok(channels::view(services, &access)
+            .await?
+            .map(GroupChannel::from))
     }
     /// When the group was created.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -514,6 +526,41 @@ fn commitment_ids(ids: Option<Vec<ID>>) -> async_graphql::Result<Option<Vec<uuid
         .transpose()?)
 }
 
+/// A working group's chat channel: a Slack-compatible incoming webhook (Slack, Mattermost,
+/// Rocket.Chat) to which new meet-ups, their outcomes, new threads in the group and official
+/// responses on the group's commitments are posted.
+#[derive(SimpleObject)]
+pub struct GroupChannel {
+    /// Whether a channel is connected.
+    pub connected: bool,
+    /// The webhook's host (the URL is a secret and never shown); null when not connected.
+    pub webhook_host: Option<String>,
+    /// When the current webhook was set; null when not connected.
+    pub connected_at: Option<DateTime<Utc>>,
+}
+
+impl From<channels::ChannelView> for GroupChannel {
+    fn from(v: channels::ChannelView) -> Self {
+        GroupChannel {
+            connected: v.connected,
+            webhook_host: v.webhook_host,
+            connected_at: v.connected_at,
+        }
+    }
+}
+
+/// Connects or disconnects a group's chat channel.
+#[derive(InputObject)]
+pub struct SetGroupChannelInput {
+    /// The group.
+    pub working_group_id: ID,
+    /// The channel's incoming-webhook URL; null disconnects. https in production, and not
+    /// pointing at a loopback, private or link-local address.
+    pub webhook_url: Option<String>,
+}
+
+group_payload!(SetGroupChannelPayload, "The answer to `setGroupChannel`.");
+
 #[derive(Default)]
 pub struct GroupMutation;
 
@@ -641,6 +688,24 @@ impl GroupMutation {
         let m = service::invite(services, actor, group, user).await?;
         Ok(InviteToWorkingGroupPayload {
             membership: Membership(m),
+        })
+    }
+
+    /// Connects the group's chat channel to an incoming webhook, or disconnects it with a
+    /// null `webhookUrl` (the group's organisers and administrators; FORBIDDEN otherwise).
+    /// An invalid URL, http in production, or a host resolving to a loopback, private or
+    /// link-local address is BAD_USER_INPUT on `webhookUrl`.
+    async fn set_group_channel(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "What to do.")] input: SetGroupChannelInput,
+    ) -> async_graphql::Result<SetGroupChannelPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let id = parse_id("workingGroupId", &input.working_group_id)?;
+        let g = channels::set(services, actor, id, input.webhook_url.as_deref()).await?;
+        Ok(SetGroupChannelPayload {
+            working_group: WorkingGroup(g),
         })
     }
 

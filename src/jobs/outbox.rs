@@ -18,8 +18,9 @@ use crate::db::{begin_write, now};
 use crate::entities::outbox::{self, Status};
 use crate::events::{Event, Events};
 use crate::mail::Mailer;
+use crate::services::channels::{self, Poster};
 use crate::services::notifications;
-use crate::services::outbox::{redact_secrets, KIND_EMAIL, KIND_NOTIFICATION};
+use crate::services::outbox::{redact_secrets, KIND_CHANNEL, KIND_EMAIL, KIND_NOTIFICATION};
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -29,6 +30,8 @@ pub struct OutboxWorker {
     lease: Duration,
     /// Where new notifications are announced (`notificationAdded`) once committed.
     events: Events,
+    /// Posts working groups' channel messages.
+    channels: Poster,
 }
 
 /// Time a claimed batch needs beyond its delivery attempts: the database round trips and
@@ -83,7 +86,18 @@ impl OutboxWorker {
             settings,
             lease,
             events: Events::new(),
+            channels: Poster::default(),
         }
+    }
+
+    /// Posts channel messages with `poster` (the site's `channels.*` settings). The lease
+    /// grows if a batch of channel posts that all time out would outlive it.
+    pub fn with_channels(mut self, poster: Poster) -> Self {
+        self.lease = self
+            .lease
+            .max(lease_for(&self.settings, poster.attempt_timeout()));
+        self.channels = poster;
+        self
     }
 
     /// Announces the notifications it writes on `events` (the application's bus).
@@ -143,7 +157,7 @@ impl OutboxWorker {
                 r#"UPDATE outbox SET locked_until = $1, lease_token = $4
                    WHERE id IN (
                      SELECT id FROM outbox
-                     WHERE status = 'PENDING' AND kind IN ('email', 'notification') AND next_attempt_at <= $2
+                     WHERE status = 'PENDING' AND kind IN ('email', 'notification', 'channel') AND next_attempt_at <= $2
                        AND (locked_until IS NULL OR locked_until <= $2)
                      ORDER BY next_attempt_at
                      LIMIT $3
@@ -161,7 +175,7 @@ impl OutboxWorker {
                 r#"UPDATE outbox SET locked_until = ?, lease_token = ?
                    WHERE id IN (
                      SELECT id FROM outbox
-                     WHERE status = 'PENDING' AND kind IN ('email', 'notification') AND next_attempt_at <= ?
+                     WHERE status = 'PENDING' AND kind IN ('email', 'notification', 'channel') AND next_attempt_at <= ?
                        AND (locked_until IS NULL OR locked_until <= ?)
                      ORDER BY next_attempt_at
                      LIMIT ?)
@@ -238,9 +252,52 @@ impl OutboxWorker {
                     .send(&row.id.to_string(), &row.recipient, &row.template, &payload)
                     .await
             }
+            KIND_CHANNEL => match self.post_to_channel(&row).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return self.finish_disconnected(&row, lease_token).await,
+                Err(e) => Err(e),
+            },
             other => Err(anyhow::anyhow!("unknown outbox kind {other:?}")),
         };
         self.record(row, lease_token, result).await
+    }
+
+    /// Posts a channel message to its group's webhook, read now (the row never holds the
+    /// URL). `Ok(false)`: the group has no channel any more, nothing was posted.
+    async fn post_to_channel(&self, row: &outbox::Model) -> anyhow::Result<bool> {
+        let group: Uuid = row.recipient.parse()?;
+        let Some(url) = channels::webhook_of(&self.db, group).await? else {
+            return Ok(false);
+        };
+        let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+        let text = payload["text"].as_str().unwrap_or_default();
+        self.channels.post(&url, text).await?;
+        Ok(true)
+    }
+
+    /// A channel message whose group disconnected its channel before it was posted: done,
+    /// with a note saying nothing was posted.
+    async fn finish_disconnected(
+        &self,
+        row: &outbox::Model,
+        lease_token: Uuid,
+    ) -> anyhow::Result<()> {
+        outbox::Entity::update_many()
+            .set(outbox::ActiveModel {
+                attempts: Set(row.attempts + 1),
+                locked_until: Set(None),
+                lease_token: Set(None),
+                status: Set(Status::Sent),
+                sent_at: Set(Some(now())),
+                last_error: Set(Some("channel disconnected; nothing posted".into())),
+                ..Default::default()
+            })
+            .filter(outbox::Column::Id.eq(row.id))
+            .filter(outbox::Column::LeaseToken.eq(lease_token))
+            .exec(&self.db)
+            .await?;
+        tracing::info!(id = %row.id, group = %row.recipient, "channel disconnected; message dropped");
+        Ok(())
     }
 
     /// Records the outcome of one attempt while the claim still holds the lease.

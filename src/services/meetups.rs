@@ -419,6 +419,13 @@ pub async fn schedule(ctx: &Ctx, actor: &Actor, input: NewMeetup) -> AppResult<m
         with_actor(event_payload(ctx, &created), actor),
     )
     .await?;
+    super::channels::enqueue(
+        &tx,
+        &[created.working_group_id],
+        &format!("meetup-scheduled:{}", created.id),
+        &super::channels::text::meetup_scheduled(ctx, &access.group, &created),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -1033,6 +1040,14 @@ pub async fn publish_outcomes(
     am.status = Set(Status::Held);
     am.updated_at = Set(at);
     let held = am.update(&tx).await?;
+    // Posted to the group's own channel only, public outcomes or not.
+    super::channels::enqueue(
+        &tx,
+        &[held.working_group_id],
+        &format!("meetup-outcomes:{}", published.id),
+        &super::channels::text::outcomes_published(ctx, group, &held),
+    )
+    .await?;
     tx.commit().await?;
     Ok((held, published))
 }

@@ -6,6 +6,8 @@ pub mod account_limits;
 pub mod accounts;
 // Calendar feeds and secret calendar URLs (issue 8).
 pub mod calendar_feeds;
+// Working groups' chat channels (incoming webhooks).
+pub mod channels;
 pub mod commitments;
 pub mod deliverability;
 pub mod discussions;

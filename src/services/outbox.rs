@@ -150,6 +150,29 @@ pub async fn enqueue_event<C: ConnectionTrait>(
     .await
 }
 
+pub const KIND_CHANNEL: &str = "channel";
+
+/// Queues a message for a working group's chat channel. The row names the group, never the
+/// webhook URL (a secret): the worker reads that when it posts, so a channel disconnected
+/// meanwhile gets nothing. Use `services::channels::enqueue`, which knows which groups have
+/// a channel.
+pub async fn enqueue_channel<C: ConnectionTrait>(
+    conn: &C,
+    idempotency_key: &str,
+    group_id: Uuid,
+    payload: serde_json::Value,
+) -> AppResult<bool> {
+    enqueue(
+        conn,
+        idempotency_key,
+        KIND_CHANNEL,
+        &group_id.to_string(),
+        crate::services::channels::TEMPLATE,
+        payload,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

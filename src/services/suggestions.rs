@@ -880,6 +880,20 @@ pub async fn publish_response(
         }),
     )
     .await?;
+    // Official responses are public: every group working on the commitment hears of it.
+    super::channels::enqueue(
+        &tx,
+        &super::channels::linked_groups(&tx, updated.commitment_id).await?,
+        &format!("response-published:{}", response.id),
+        &super::channels::text::suggestion_response(
+            ctx,
+            suggestion_id,
+            &title,
+            updated.hidden,
+            input.new_status.map(Status::as_str),
+        ),
+    )
+    .await?;
     tx.commit().await?;
     ctx.events
         .publish(Event::SuggestionUpdated { id: suggestion_id });
@@ -965,6 +979,20 @@ pub async fn publish_thread_response(
         .one(&tx)
         .await?
         .ok_or(AppError::NotFound("thread"))?;
+    // A group thread's answer goes to that group's channel (a private group's stays in
+    // it); a thread on a commitment is public, and every group working on it hears.
+    let channel_groups = match (updated.working_group_id, updated.commitment_id) {
+        (Some(g), _) => vec![g],
+        (None, Some(c)) => super::channels::linked_groups(&tx, c).await?,
+        (None, None) => Vec::new(),
+    };
+    super::channels::enqueue(
+        &tx,
+        &channel_groups,
+        &format!("response-published:{}", response.id),
+        &super::channels::text::thread_response(ctx, &updated),
+    )
+    .await?;
     tx.commit().await?;
     Ok((response, updated))
 }

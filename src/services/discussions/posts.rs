@@ -145,6 +145,8 @@ pub async fn start_thread(
     let body = parse_body(ctx, body)?;
     let tx = begin_write(&ctx.db).await?;
     account_limits::check(ctx, &tx, actor, Action::Thread).await?;
+    // The group a group thread is announced in (its own channel).
+    let mut group_name = None;
     let new = match place {
         Place::WorkingGroup(g) => {
             let access = groups::access(&tx, Some(actor), g).await?;
@@ -156,6 +158,7 @@ pub async fn start_thread(
                     "only the group's active members start threads in it".into(),
                 ));
             }
+            group_name = Some(access.group.name.clone());
             NewThread {
                 context: Context::WorkingGroup,
                 commitment_id: None,
@@ -184,6 +187,15 @@ pub async fn start_thread(
     };
     let t = insert_thread(&tx, new).await?;
     let first = insert_post(&tx, &t, None, actor.id, &body).await?;
+    if let (Some(g), Some(name)) = (t.working_group_id, &group_name) {
+        crate::services::channels::enqueue(
+            &tx,
+            &[g],
+            &format!("thread-started:{}", t.id),
+            &crate::services::channels::text::thread_started(ctx, name, &t),
+        )
+        .await?;
+    }
     let t = thread::Entity::find_by_id(t.id)
         .one(&tx)
         .await?
