@@ -9,6 +9,8 @@ mod smtp_server;
 mod accounts;
 // Calendars (issue 8).
 mod calendar;
+// Working groups' chat channels (issue 10).
+mod channels;
 mod cli;
 mod commitments;
 // Threads and posts (issue 9).
