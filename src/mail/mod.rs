@@ -6,7 +6,9 @@ mod templates;
 mod transport;
 
 pub use templates::{RenderedMail, Templates};
-pub use transport::{MailAttachment, MailTransport, MemoryTransport, OutgoingMail};
+pub use transport::{
+    ListUnsubscribe, MailAttachment, MailTransport, MemoryTransport, OutgoingMail,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +116,7 @@ impl Mailer {
             attachments: calendar_attachment(payload, &self.from, recipient)?
                 .into_iter()
                 .collect(),
+            list_unsubscribe: self.list_unsubscribe(payload)?,
         };
         tokio::time::timeout(self.attempt_timeout, self.transport.send(&mail))
             .await
@@ -123,6 +126,40 @@ impl Mailer {
                     self.attempt_timeout.as_secs()
                 )
             })?
+    }
+}
+
+/// Payload key of notification mail: the recipient's unsubscribe token (see
+/// `services::unsubscribe`), which becomes the `List-Unsubscribe` headers.
+pub const UNSUBSCRIBE_TOKEN_KEY: &str = "unsubscribe_token";
+
+impl Mailer {
+    /// The `List-Unsubscribe` of a payload with an unsubscribe token: the page at
+    /// `{base_url}/unsubscribe/{token}` and a `mailto:` to the sender. Tokens are base64url
+    /// and dots, so they need no escaping in either.
+    fn list_unsubscribe(
+        &self,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<Option<ListUnsubscribe>> {
+        let Some(token) = payload.get(UNSUBSCRIBE_TOKEN_KEY) else {
+            return Ok(None);
+        };
+        let token = token
+            .as_str()
+            .filter(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("the mail payload's {UNSUBSCRIBE_TOKEN_KEY} is not a token")
+            })?;
+        let sender: lettre::message::Mailbox =
+            self.from.parse().context("mail.from is not a mailbox")?;
+        Ok(Some(ListUnsubscribe {
+            url: format!("{}/unsubscribe/{token}", self.base_url),
+            mailto: format!("mailto:{}?subject=unsubscribe%20{token}", sender.email),
+        }))
     }
 }
 
