@@ -312,6 +312,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unsubscribe_token_becomes_the_list_unsubscribe_headers() {
+        let memory = MemoryTransport::default();
+        let mailer = mailer(Arc::new(memory.clone()));
+        let payload = serde_json::json!({
+            "display_name": "<b>Ann</b>",
+            "text": "New post in “<i>Budgets</i>”",
+            "subject_title": "<i>Budgets</i>",
+            "link": "http://127.0.0.1/threads/1#post-2",
+            "group_label": "replies and discussions",
+            "unsubscribe_token": "abc.discussions.M-a_c",
+        });
+        mailer
+            .send("m1", "ann@example.org", "notification", &payload)
+            .await
+            .unwrap();
+        let sent = memory.messages();
+        // Unfolded, as a reader of the headers sees them.
+        let raw = String::from_utf8(sent[0].to_message().unwrap().formatted())
+            .unwrap()
+            .replace("\r\n ", " ");
+        assert!(
+            raw.contains("List-Unsubscribe: <http://127.0.0.1/unsubscribe/abc.discussions.M-a_c>, <mailto:no-reply@localhost?subject=unsubscribe%20abc.discussions.M-a_c>\r\n"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{raw}"
+        );
+        assert!(!sent[0].html.contains("<i>"), "{}", sent[0].html);
+        assert!(sent[0].text.contains("/unsubscribe/abc.discussions.M-a_c"));
+        // Mail without a token has no such headers; a token that is not one is refused.
+        let plain = serde_json::json!({ "display_name": "Ann", "reset_link": "x" });
+        mailer
+            .send("m2", "ann@example.org", "password_changed", &plain)
+            .await
+            .unwrap();
+        let raw =
+            String::from_utf8(memory.messages()[1].to_message().unwrap().formatted()).unwrap();
+        assert!(!raw.contains("List-Unsubscribe"), "{raw}");
+        for bad in ["", "a>b", "a b\r\nBcc: x@y"] {
+            let payload = serde_json::json!({ "display_name": "Ann", "unsubscribe_token": bad });
+            assert!(mailer
+                .send("m3", "ann@example.org", "notification", &payload)
+                .await
+                .is_err());
+        }
+    }
+
+    #[tokio::test]
     async fn an_ics_without_a_known_method_is_not_sent() {
         let memory = MemoryTransport::default();
         let mailer = mailer(Arc::new(memory.clone()));
