@@ -79,7 +79,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
             StatusCode::OK,
             "Unsubscribe",
             &format!(
-                "<p>You will no longer get {}. In-app notifications stay, and you can change this at any time in your notification preferences.</p>\n<form method=\"post\" action=\"\"><button type=\"submit\">Unsubscribe</button></form>",
+                "<p>You will no longer get {}. In-app notifications stay, and you can change this at any time in your notification preferences.</p>\n<form method=\"post\"><button type=\"submit\">Unsubscribe</button></form>",
                 escape(&what_stops(scope))
             ),
         ),

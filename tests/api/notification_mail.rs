@@ -754,3 +754,78 @@ async fn list_unsubscribe_headers_arrive_over_smtp_and_their_url_works() {
         tokio::time::sleep(StdDuration::from_millis(25)).await;
     }
 }
+
+#[tokio::test]
+async fn the_reminder_is_a_notification_whose_mail_honours_the_meetups_preference() {
+    let h = Harness::new().await;
+    h.user("org@example.org", "Orla").await;
+    h.app.make_role("org@example.org", Role::Organiser).await;
+    let org = h.app.logged_in("org@example.org").await;
+    let ann = h.user("ann@example.org", "Ann").await;
+    let bob = h.user("bob@example.org", "Bob").await;
+    let r = h
+        .gql(
+            &org,
+            GROUP,
+            json!({"i": {"name": "Data users", "slug": "data-users", "description": "We meet.", "visibility": "PUBLIC", "joinPolicy": "OPEN"}}),
+        )
+        .await;
+    let group = r["data"]["createWorkingGroup"]["workingGroup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .gql(
+            &org,
+            SCHEDULE,
+            json!({"i": {"workingGroupId": group, "title": "Soon <b>forum</b>", "agenda": "Talk", "startsAt": (Utc::now() + Duration::hours(3)).to_rfc3339(), "endsAt": (Utc::now() + Duration::hours(5)).to_rfc3339(), "timeZone": "Europe/London", "venue": "Room 1"}}),
+        )
+        .await;
+    let meetup = r["data"]["scheduleMeetup"]["meetup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for who in [&ann, &bob] {
+        h.gql(
+            who,
+            RSVP,
+            json!({"i": {"meetupId": meetup, "attending": true}}),
+        )
+        .await;
+    }
+    // Bob wants no meet-up mail.
+    h.prefs(&bob, json!({"meetups": "OFF"})).await;
+    h.deliver().await;
+    // Queued twice (two instances, or two rounds): one event per person.
+    for _ in 0..2 {
+        convene::services::meetups::queue_reminders(&h.ctx, 24)
+            .await
+            .unwrap();
+    }
+    h.deliver().await;
+    let reminders = |email: &str| {
+        h.app
+            .mails_to(email)
+            .into_iter()
+            .filter(|m| m.template == "meetup_reminder")
+            .collect::<Vec<_>>()
+    };
+    let ann_mail = reminders("ann@example.org");
+    assert_eq!(ann_mail.len(), 1);
+    assert!(ann_mail[0].list_unsubscribe.is_some());
+    assert!(
+        !ann_mail[0].html.contains("<b>forum"),
+        "{}",
+        ann_mail[0].html
+    );
+    assert!(reminders("bob@example.org").is_empty());
+    assert_eq!(
+        count(
+            &h.app.db,
+            "SELECT COUNT(*) FROM notifications WHERE kind = 'MEETUP_REMINDER'"
+        )
+        .await,
+        2,
+        "both hear of it in the app"
+    );
+}
