@@ -174,6 +174,10 @@ impl Application {
         )
         .with_events(self.state.services.events.clone())
         .with_channels(crate::services::channels::Poster::new(&self.state.settings))
+        .with_tokens(
+            self.state.services.tokens.clone(),
+            self.state.settings.notifications.clone(),
+        )
     }
 
     /// Starts the background jobs: the outbox worker and the trending refresh.
@@ -290,6 +294,11 @@ pub fn router(state: AppState) -> Router {
             get(crate::http::calendar::meetup),
         )
         .route("/calendar/groups/{file}", get(crate::http::calendar::group))
+        // One-click unsubscribe from notification mail.
+        .route(
+            "/unsubscribe/{token}",
+            get(crate::http::unsubscribe::show).post(crate::http::unsubscribe::apply),
+        )
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(

@@ -18,6 +18,8 @@ pub mod meetups;
 pub mod moderation;
 // In-app notifications (issue 10).
 pub mod notifications;
+// Email preferences for notifications.
+pub mod notification_prefs;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;

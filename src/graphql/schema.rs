@@ -9,6 +9,7 @@ use super::discussions::{DiscussionMutation, DiscussionQuery, DiscussionSubscrip
 use super::groups::{GroupMutation, GroupQuery};
 use super::meetups::{MeetupMutation, MeetupQuery};
 use super::moderation::{ModerationMutation, ModerationQuery};
+use super::notification_prefs::{NotificationPrefsMutation, NotificationPrefsQuery};
 use super::notifications::{NotificationMutation, NotificationQuery, NotificationSubscription};
 use super::suggestions::{SuggestionMutation, SuggestionQuery, SuggestionSubscription};
 use super::updates::{UpdateMutation, UpdateQuery};
@@ -30,6 +31,7 @@ pub struct Query(
     DiscussionQuery,
     // The viewer's notifications.
     NotificationQuery,
+    NotificationPrefsQuery,
 );
 
 /// Every mutation, merged from the domain modules.
@@ -49,6 +51,7 @@ pub struct Mutation(
     DiscussionMutation,
     // The viewer's notifications.
     NotificationMutation,
+    NotificationPrefsMutation,
 );
 
 /// Every subscription, merged from the domain modules (served over WebSocket at

@@ -6,6 +6,8 @@ pub mod client_ip;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+// One-click unsubscribe from notification mail.
+pub mod unsubscribe;
 pub mod viewer;
 // GraphQL subscriptions over WebSocket.
 pub mod ws;

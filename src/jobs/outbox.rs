@@ -19,6 +19,7 @@ use crate::entities::outbox::{self, Status};
 use crate::events::{Event, Events};
 use crate::mail::Mailer;
 use crate::services::channels::{self, Poster};
+use crate::services::notification_mail::{self, Decisions, MailSetup};
 use crate::services::notifications;
 use crate::services::outbox::{redact_secrets, KIND_CHANNEL, KIND_EMAIL, KIND_NOTIFICATION};
 
@@ -32,6 +33,9 @@ pub struct OutboxWorker {
     events: Events,
     /// Posts working groups' channel messages.
     channels: Poster,
+    /// What notification mail needs (unsubscribe keys, preference defaults); without it a
+    /// fan-out writes in-app notifications only.
+    notify_mail: Option<MailSetup>,
 }
 
 /// Time a claimed batch needs beyond its delivery attempts: the database round trips and
@@ -87,6 +91,7 @@ impl OutboxWorker {
             lease,
             events: Events::new(),
             channels: Poster::default(),
+            notify_mail: None,
         }
     }
 
@@ -97,6 +102,22 @@ impl OutboxWorker {
             .lease
             .max(lease_for(&self.settings, poster.attempt_timeout()));
         self.channels = poster;
+        self
+    }
+
+    /// Lets fan-outs mail notifications as each person's preferences say: `keys` sign the
+    /// unsubscribe links, `settings` give the default preferences, and links go to the
+    /// mailer's base URL.
+    pub fn with_tokens(
+        mut self,
+        keys: std::sync::Arc<crate::auth::tokens::TokenKeys>,
+        settings: crate::config::NotificationSettings,
+    ) -> Self {
+        self.notify_mail = Some(MailSetup {
+            keys,
+            settings,
+            base_url: self.mailer.base_url().to_string(),
+        });
         self
     }
 
@@ -202,7 +223,29 @@ impl OutboxWorker {
     async fn fan_out(&self, row: &outbox::Model, lease_token: Uuid) -> anyhow::Result<bool> {
         let tx = begin_write(&self.db).await?;
         let plan = notifications::plan(&tx, row).await?;
-        let written = notifications::insert_planned(&tx, &row.idempotency_key, &plan).await?;
+        // Who is mailed now, who waits for the digest: decided before the rows are
+        // written (they carry `digest_pending`), mailed only for the rows that are new.
+        let decisions = match &self.notify_mail {
+            Some(setup) => notification_mail::decide(&tx, setup, &plan).await?,
+            None => Decisions::default(),
+        };
+        let written = notifications::insert_planned_marking(
+            &tx,
+            &row.idempotency_key,
+            &plan,
+            &decisions.digest,
+        )
+        .await?;
+        let mails = match &self.notify_mail {
+            Some(setup) => {
+                let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+                notification_mail::queue_immediate(
+                    &tx, setup, &plan, &payload, &written, &decisions,
+                )
+                .await?
+            }
+            None => 0,
+        };
         let marked = outbox::Entity::update_many()
             .set(outbox::ActiveModel {
                 attempts: Set(row.attempts + 1),
@@ -226,7 +269,7 @@ impl OutboxWorker {
             return Ok(false);
         }
         tx.commit().await?;
-        tracing::info!(id = %row.id, template = %row.template, notifications = written.len(), "notification event delivered");
+        tracing::info!(id = %row.id, template = %row.template, notifications = written.len(), mails, "notification event delivered");
         for n in written {
             self.events.publish(Event::NotificationAdded {
                 user_id: n.recipient_id,

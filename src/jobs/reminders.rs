@@ -1,4 +1,5 @@
-//! Mails each person GOING to a meet-up once, `jobs.reminder_hours` before it starts. Runs on
+//! Reminds each person GOING to a meet-up once, `jobs.reminder_hours` before it starts: a
+//! `meetup_reminder` notification event whose mail honours their preferences. Runs on
 //! every instance: the outbox's idempotency key (meet-up, person, start) makes each reminder
 //! one row however many instances queue it, and a new start time arms a new one.
 

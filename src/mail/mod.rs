@@ -6,7 +6,9 @@ mod templates;
 mod transport;
 
 pub use templates::{RenderedMail, Templates};
-pub use transport::{MailAttachment, MailTransport, MemoryTransport, OutgoingMail};
+pub use transport::{
+    ListUnsubscribe, MailAttachment, MailTransport, MemoryTransport, OutgoingMail,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +116,7 @@ impl Mailer {
             attachments: calendar_attachment(payload, &self.from, recipient)?
                 .into_iter()
                 .collect(),
+            list_unsubscribe: self.list_unsubscribe(payload)?,
         };
         tokio::time::timeout(self.attempt_timeout, self.transport.send(&mail))
             .await
@@ -123,6 +126,40 @@ impl Mailer {
                     self.attempt_timeout.as_secs()
                 )
             })?
+    }
+}
+
+/// Payload key of notification mail: the recipient's unsubscribe token (see
+/// `services::unsubscribe`), which becomes the `List-Unsubscribe` headers.
+pub const UNSUBSCRIBE_TOKEN_KEY: &str = "unsubscribe_token";
+
+impl Mailer {
+    /// The `List-Unsubscribe` of a payload with an unsubscribe token: the page at
+    /// `{base_url}/unsubscribe/{token}` and a `mailto:` to the sender. Tokens are base64url
+    /// and dots, so they need no escaping in either.
+    fn list_unsubscribe(
+        &self,
+        payload: &serde_json::Value,
+    ) -> anyhow::Result<Option<ListUnsubscribe>> {
+        let Some(token) = payload.get(UNSUBSCRIBE_TOKEN_KEY) else {
+            return Ok(None);
+        };
+        let token = token
+            .as_str()
+            .filter(|t| {
+                !t.is_empty()
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("the mail payload's {UNSUBSCRIBE_TOKEN_KEY} is not a token")
+            })?;
+        let sender: lettre::message::Mailbox =
+            self.from.parse().context("mail.from is not a mailbox")?;
+        Ok(Some(ListUnsubscribe {
+            url: format!("{}/unsubscribe/{token}", self.base_url),
+            mailto: format!("mailto:{}?subject=unsubscribe%20{token}", sender.email),
+        }))
     }
 }
 
@@ -272,6 +309,55 @@ mod tests {
         assert!(sent[1].attachments.is_empty());
         let raw = String::from_utf8(sent[1].to_message().unwrap().formatted()).unwrap();
         assert!(!raw.contains("multipart/mixed"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn an_unsubscribe_token_becomes_the_list_unsubscribe_headers() {
+        let memory = MemoryTransport::default();
+        let mailer = mailer(Arc::new(memory.clone()));
+        let payload = serde_json::json!({
+            "display_name": "<b>Ann</b>",
+            "text": "New post in “<i>Budgets</i>”",
+            "subject_title": "<i>Budgets</i>",
+            "link": "http://127.0.0.1/threads/1#post-2",
+            "group_label": "replies and discussions",
+            "unsubscribe_token": "abc.discussions.M-a_c",
+        });
+        mailer
+            .send("m1", "ann@example.org", "notification", &payload)
+            .await
+            .unwrap();
+        let sent = memory.messages();
+        // Unfolded, as a reader of the headers sees them.
+        let raw = String::from_utf8(sent[0].to_message().unwrap().formatted())
+            .unwrap()
+            .replace("\r\n ", " ");
+        assert!(
+            raw.contains("List-Unsubscribe: <http://127.0.0.1/unsubscribe/abc.discussions.M-a_c>, <mailto:no-reply@localhost?subject=unsubscribe%20abc.discussions.M-a_c>\r\n"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{raw}"
+        );
+        assert!(!sent[0].html.contains("<i>"), "{}", sent[0].html);
+        assert!(sent[0].text.contains("/unsubscribe/abc.discussions.M-a_c"));
+        // Mail without a token has no such headers; a token that is not one is refused.
+        let plain = serde_json::json!({ "display_name": "Ann", "reset_link": "x" });
+        mailer
+            .send("m2", "ann@example.org", "password_changed", &plain)
+            .await
+            .unwrap();
+        let raw =
+            String::from_utf8(memory.messages()[1].to_message().unwrap().formatted()).unwrap();
+        assert!(!raw.contains("List-Unsubscribe"), "{raw}");
+        for bad in ["", "a>b", "a b\r\nBcc: x@y"] {
+            let payload = serde_json::json!({ "display_name": "Ann", "unsubscribe_token": bad });
+            assert!(mailer
+                .send("m3", "ann@example.org", "notification", &payload)
+                .await
+                .is_err());
+        }
     }
 
     #[tokio::test]

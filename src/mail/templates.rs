@@ -64,6 +64,13 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/mail/meetup_cancelled/body.txt"),
         include_str!("../../templates/mail/meetup_cancelled/body.html"),
     ),
+    // The notification mail of any other event (see `services::notification_mail`).
+    (
+        "notification",
+        include_str!("../../templates/mail/notification/subject.txt"),
+        include_str!("../../templates/mail/notification/body.txt"),
+        include_str!("../../templates/mail/notification/body.html"),
+    ),
     (
         "meetup_reminder",
         include_str!("../../templates/mail/meetup_reminder/subject.txt"),
@@ -90,6 +97,11 @@ impl Templates {
         env.add_template(
             "layout.html",
             include_str!("../../templates/mail/layout.html"),
+        )?;
+        // The plain-text unsubscribe footer of notification mail.
+        env.add_template(
+            "unsubscribe.txt",
+            include_str!("../../templates/mail/unsubscribe.txt"),
         )?;
         for (kind, subject, text, html) in KINDS {
             env.add_template_owned(format!("{kind}/subject.txt"), *subject)?;

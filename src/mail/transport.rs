@@ -25,6 +25,23 @@ pub struct OutgoingMail {
     pub template: String,
     /// Files sent with the message (a meet-up's `invite.ics`); none for most mail.
     pub attachments: Vec<MailAttachment>,
+    /// The one-click unsubscribe of notification mail (RFC 2369 and RFC 8058).
+    pub list_unsubscribe: Option<ListUnsubscribe>,
+}
+
+/// A notification mail's way out: an https link that accepts the one-click POST, and a
+/// `mailto:` for clients that prefer mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListUnsubscribe {
+    pub url: String,
+    pub mailto: String,
+}
+
+impl ListUnsubscribe {
+    /// The `List-Unsubscribe` header's value.
+    pub fn header_value(&self) -> String {
+        format!("<{}>, <{}>", self.url, self.mailto)
+    }
 }
 
 /// A file attached to a mail.
@@ -76,6 +93,16 @@ impl OutgoingMail {
             HeaderName::new_from_ascii_str("X-Convene-Template"),
             self.template.clone(),
         ));
+        if let Some(unsubscribe) = &self.list_unsubscribe {
+            message.headers_mut().insert_raw(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                unsubscribe.header_value(),
+            ));
+            message.headers_mut().insert_raw(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_string(),
+            ));
+        }
         Ok(message)
     }
 }

@@ -12,14 +12,14 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
     DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select,
+    QuerySelect, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::groups::{self, Access};
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, outbox, toggle, Ctx};
+use super::{field, notification_mail, outbox, toggle, Ctx};
 use crate::auth::Actor;
 use crate::calendar::{self, Method};
 use crate::db::{begin_write, now};
@@ -243,17 +243,9 @@ fn place(m: &meetup::Model) -> String {
         .join(", ")
 }
 
-/// What every meet-up mail shows.
-fn mail_payload(
-    ctx: &Ctx,
-    m: &meetup::Model,
-    group: &working_group::Model,
-    display_name: &str,
-    method: Option<Method>,
-    going: bool,
-) -> serde_json::Value {
-    let mut p = json!({
-        "display_name": display_name,
+/// What every meet-up mail shows (but the recipient's name).
+fn shown(ctx: &Ctx, m: &meetup::Model, group: &working_group::Model) -> serde_json::Value {
+    json!({
         "meetup_id": m.id,
         "title": m.title,
         "group_name": group.name,
@@ -262,24 +254,66 @@ fn mail_payload(
         "online": m.online_url.is_some(),
         "cancel_reason": m.cancel_reason,
         "meetup_url": ctx.link(&format!("meetups/{}", m.id)),
-    });
-    if let (Some(method), serde_json::Value::Object(map)) = (method, &mut p) {
-        let base = ctx.settings.public.base_url.as_str();
-        // The online link is for those GOING (and the organisers, who see it in the API):
-        // a waitlisted person's invitation leaves it out.
-        let ics = if going {
-            calendar::invite(m, group, method, base)
-        } else {
-            let hidden = meetup::Model {
-                online_url: None,
-                ..m.clone()
-            };
-            calendar::invite(&hidden, group, method, base)
+    })
+}
+
+/// The invitation for those GOING, or without the online link for the others: it is for
+/// those GOING (and the organisers, who see it in the API).
+fn invitation(
+    ctx: &Ctx,
+    m: &meetup::Model,
+    group: &working_group::Model,
+    method: Method,
+    going: bool,
+) -> String {
+    let base = ctx.settings.public.base_url.as_str();
+    if going {
+        calendar::invite(m, group, method, base)
+    } else {
+        let hidden = meetup::Model {
+            online_url: None,
+            ..m.clone()
         };
-        map.insert("ics".into(), ics.into());
-        map.insert("ics_method".into(), method.as_str().into());
+        calendar::invite(&hidden, group, method, base)
+    }
+}
+
+/// A direct mail's payload (the RSVP confirmations, which answer the person's own action).
+fn mail_payload(
+    ctx: &Ctx,
+    m: &meetup::Model,
+    group: &working_group::Model,
+    display_name: &str,
+    method: Option<Method>,
+    going: bool,
+) -> serde_json::Value {
+    let mut p = shown(ctx, m, group);
+    p["display_name"] = json!(display_name);
+    if let Some(method) = method {
+        p["ics"] = json!(invitation(ctx, m, group, method, going));
+        p["ics_method"] = json!(method.as_str());
     }
     p
+}
+
+/// A meet-up event's payload with what the worker needs to write each person's mail (see
+/// `services::notification_mail`): what the templates show and, with `method`, the
+/// invitation for those GOING and for the WAITLISTED.
+fn with_mail(
+    mut payload: serde_json::Value,
+    ctx: &Ctx,
+    m: &meetup::Model,
+    group: &working_group::Model,
+    method: Option<Method>,
+) -> serde_json::Value {
+    payload[notification_mail::MAIL_KEY] = shown(ctx, m, group);
+    if let Some(method) = method {
+        payload[crate::mail::ICS_KEY] = json!(invitation(ctx, m, group, method, true));
+        payload[notification_mail::ICS_WAITLISTED_KEY] =
+            json!(invitation(ctx, m, group, method, false));
+        payload[crate::mail::ICS_METHOD_KEY] = json!(method.as_str());
+    }
+    payload
 }
 
 fn event_payload(ctx: &Ctx, m: &meetup::Model) -> serde_json::Value {
@@ -308,31 +342,6 @@ async fn group_of<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or(AppError::NotFound("working group"))
-}
-
-/// (user id, email, display name) of the accounts with an RSVP in `statuses`.
-async fn attendees<C: ConnectionTrait>(
-    conn: &C,
-    meetup_id: Uuid,
-    statuses: &[RsvpStatus],
-) -> AppResult<Vec<(Uuid, String, String)>> {
-    let ids = rsvp::Entity::find()
-        .select_only()
-        .column(rsvp::Column::UserId)
-        .filter(rsvp::Column::MeetupId.eq(meetup_id))
-        .filter(rsvp::Column::Status.is_in(statuses.iter().copied()))
-        .into_query();
-    let users: Vec<(Uuid, String, String)> = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .column(user::Column::Email)
-        .column(user::Column::DisplayName)
-        .filter(user::Column::Id.in_subquery(ids))
-        .order_by_asc(user::Column::Id)
-        .into_tuple()
-        .all(conn)
-        .await?;
-    Ok(users)
 }
 
 async fn person<C: ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<(String, String)> {
@@ -446,7 +455,8 @@ fn require_scheduled(m: &meetup::Model) -> AppResult<()> {
 }
 
 /// Edits a meet-up (organisers). A change of time or place bumps the calendar SEQUENCE and
-/// mails everyone GOING or WAITLISTED an updated invitation; raising the capacity promotes
+/// writes one event through which everyone GOING or WAITLISTED is notified and, as their
+/// preferences say, mailed an updated invitation; raising the capacity promotes
 /// from the waitlist in order; lowering it below the number GOING is refused.
 pub async fn update(
     ctx: &Ctx,
@@ -587,32 +597,21 @@ pub async fn update(
     let group = access.group;
 
     if time_changed || place_changed {
+        // One event: everyone GOING or WAITLISTED gets its notification and, as their
+        // preferences say, the mail with the updated invitation.
         let current = load(&tx, id).await?;
-        for status in [RsvpStatus::Going, RsvpStatus::Waitlisted] {
-            for (uid, email, name) in attendees(&tx, id, &[status]).await? {
-                outbox::enqueue_mail(
-                    &tx,
-                    &format!("meetup-changed:{id}:{}:{uid}", current.sequence),
-                    &email,
-                    "meetup_changed",
-                    mail_payload(
-                        ctx,
-                        &current,
-                        &group,
-                        &name,
-                        Some(Method::Request),
-                        status == RsvpStatus::Going,
-                    ),
-                )
-                .await?;
-            }
-        }
         outbox::enqueue_event(
             &tx,
             &format!("meetup-changed:{id}:{}", current.sequence),
             id,
             "meetup_changed",
-            with_actor(event_payload(ctx, &current), actor),
+            with_mail(
+                with_actor(event_payload(ctx, &current), actor),
+                ctx,
+                &current,
+                &group,
+                Some(Method::Request),
+            ),
         )
         .await?;
     }
@@ -629,8 +628,8 @@ pub async fn update(
     Ok(updated)
 }
 
-/// Moves up to `n` people from the head of the waitlist to GOING, in ticket order, mailing
-/// each and writing their notification event. The caller holds the meet-up's lock.
+/// Moves up to `n` people from the head of the waitlist to GOING, in ticket order, writing
+/// each one's notification event (its mail carries the invitation). The caller holds the meet-up's lock.
 async fn promote(
     ctx: &Ctx,
     tx: &DatabaseTransaction,
@@ -663,29 +662,20 @@ async fn promote(
     bump(tx, m.id, meetup::Column::WaitlistCount, -k).await?;
     let event = Uuid::now_v7();
     for r in &first {
-        let (email, name) = person(tx, r.user_id).await?;
-        outbox::enqueue_mail(
-            tx,
-            &format!("meetup-promoted:{}:{}:{event}", m.id, r.user_id),
-            &email,
-            "meetup_promoted",
-            mail_payload(ctx, m, group, &name, Some(Method::Request), true),
-        )
-        .await?;
         outbox::enqueue_notification(
             tx,
             &format!("notify:meetup-promoted:{}:{}:{event}", m.id, r.user_id),
             r.user_id,
             "meetup_promoted",
-            event_payload(ctx, m),
+            with_mail(event_payload(ctx, m), ctx, m, group, Some(Method::Request)),
         )
         .await?;
     }
     Ok(first.len() as u64)
 }
 
-/// Cancels a meet-up with a reason (organisers): everyone GOING or WAITLISTED is mailed a
-/// cancellation their calendar understands.
+/// Cancels a meet-up with a reason (organisers): everyone GOING or WAITLISTED is notified
+/// through one event whose mail carries a cancellation their calendar understands.
 pub async fn cancel(
     ctx: &Ctx,
     actor: &Actor,
@@ -714,31 +704,18 @@ pub async fn cancel(
     am.update(&tx).await?;
     let current = load(&tx, id).await?;
     let group = access.group;
-    for status in [RsvpStatus::Going, RsvpStatus::Waitlisted] {
-        for (uid, email, name) in attendees(&tx, id, &[status]).await? {
-            outbox::enqueue_mail(
-                &tx,
-                &format!("meetup-cancelled:{id}:{uid}"),
-                &email,
-                "meetup_cancelled",
-                mail_payload(
-                    ctx,
-                    &current,
-                    &group,
-                    &name,
-                    Some(Method::Cancel),
-                    status == RsvpStatus::Going,
-                ),
-            )
-            .await?;
-        }
-    }
     outbox::enqueue_event(
         &tx,
         &format!("meetup-cancelled:{id}"),
         id,
         "meetup_cancelled",
-        with_actor(event_payload(ctx, &current), actor),
+        with_mail(
+            with_actor(event_payload(ctx, &current), actor),
+            ctx,
+            &current,
+            &group,
+            Some(Method::Cancel),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -1147,7 +1124,8 @@ pub async fn count(ctx: &Ctx, actor: Option<&Actor>, filter: &Filter) -> AppResu
     Ok(filtered(actor, filter).count(&ctx.db).await?)
 }
 
-/// Queues the reminder of every meet-up starting within `hours` for each person GOING.
+/// Queues the reminder of every meet-up starting within `hours` for each person GOING: a
+/// `meetup_reminder` notification event each, mailed as their preferences say.
 /// The idempotency key names the meet-up, the person and the start, so any number of
 /// instances running this at once send each reminder once, and moving the meet-up re-arms
 /// it. Returns how many new reminders were queued.
@@ -1164,15 +1142,24 @@ pub async fn queue_reminders(ctx: &Ctx, hours: i64) -> AppResult<u64> {
     let mut queued = 0;
     for m in soon {
         let group = group_of(&ctx.db, &m).await?;
-        let going = attendees(&ctx.db, m.id, &[RsvpStatus::Going]).await?;
+        let going: Vec<Uuid> = rsvp::Entity::find()
+            .select_only()
+            .column(rsvp::Column::UserId)
+            .filter(rsvp::Column::MeetupId.eq(m.id))
+            .filter(rsvp::Column::Status.eq(RsvpStatus::Going))
+            .into_tuple()
+            .all(&ctx.db)
+            .await?;
         let starts = m.starts_at.timestamp();
-        for (uid, email, name) in going {
-            let new = outbox::enqueue_mail(
+        let payload = with_mail(event_payload(ctx, &m), ctx, &m, &group, None);
+        for uid in going {
+            // A notification event per person: its mail honours their preferences.
+            let new = outbox::enqueue_notification(
                 &ctx.db,
                 &format!("meetup-reminder:{}:{uid}:{starts}", m.id),
-                &email,
+                uid,
                 "meetup_reminder",
-                mail_payload(ctx, &m, &group, &name, None, true),
+                payload.clone(),
             )
             .await?;
             queued += u64::from(new);

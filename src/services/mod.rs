@@ -15,6 +15,7 @@ pub mod groups;
 pub mod meetups;
 pub mod moderation;
 pub mod moderation_log;
+pub mod notification_mail;
 pub mod notification_prefs;
 pub mod notifications;
 pub mod outbox;

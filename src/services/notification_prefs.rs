@@ -5,13 +5,21 @@
 //! by these: it is always sent.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use crate::auth::Actor;
 use crate::config::NotificationSettings;
+use crate::db::{begin_write, now};
 use crate::entities::notification::EventGroup;
 use crate::entities::notification_preference::{self, EmailPreference};
+use crate::entities::user;
+use crate::error::{AppError, AppResult};
+use crate::services::unsubscribe::{self, Scope};
+use crate::services::Ctx;
 
 /// One person's preferences, defaults filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,4 +115,169 @@ pub async fn for_people<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// One person's preferences (the defaults when they never chose any).
+pub async fn of<C: ConnectionTrait>(
+    conn: &C,
+    settings: &NotificationSettings,
+    user_id: Uuid,
+) -> Result<Prefs, sea_orm::DbErr> {
+    Ok(notification_preference::Entity::find_by_id(user_id)
+        .one(conn)
+        .await?
+        .map(|row| Prefs::from_row(row, settings))
+        .unwrap_or_else(|| Prefs::defaults(settings)))
+}
+
+/// The viewer's own preferences.
+pub async fn mine(ctx: &Ctx, actor: &Actor) -> AppResult<Prefs> {
+    Ok(of(&ctx.db, &ctx.settings.notifications, actor.id).await?)
+}
+
+/// What `update` changes; whatever is `None` stays as it is.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    pub my_suggestions: Option<EmailPreference>,
+    pub followed_commitments: Option<EmailPreference>,
+    pub discussions: Option<EmailPreference>,
+    pub meetups: Option<EmailPreference>,
+    pub moderation: Option<EmailPreference>,
+    pub digest_hour: Option<i32>,
+    pub time_zone: Option<String>,
+}
+
+/// The IANA name of `raw` as chrono-tz spells it.
+fn parse_time_zone(raw: &str) -> AppResult<String> {
+    let raw = raw.trim();
+    chrono_tz::Tz::from_str(raw)
+        .map(|tz| tz.name().to_string())
+        .map_err(|_| {
+            AppError::bad_input("timeZone", format!("{raw:?} is not an IANA time zone name"))
+        })
+}
+
+/// Changes the viewer's preferences: a partial update, written (row created if need be) in
+/// one transaction.
+pub async fn update(ctx: &Ctx, actor: &Actor, changes: Changes) -> AppResult<Prefs> {
+    let hour = match changes.digest_hour {
+        Some(h) if !(0..=23).contains(&h) => {
+            return Err(AppError::bad_input(
+                "digestHour",
+                "the digest hour is a local hour from 0 to 23",
+            ))
+        }
+        Some(h) => Some(u32::try_from(h).unwrap_or(0)),
+        None => None,
+    };
+    let zone = changes
+        .time_zone
+        .as_deref()
+        .map(parse_time_zone)
+        .transpose()?;
+    let settings = &ctx.settings.notifications;
+    let tx = begin_write(&ctx.db).await?;
+    let mut prefs = of(&tx, settings, actor.id).await?;
+    for (group, value) in [
+        (EventGroup::MySuggestions, changes.my_suggestions),
+        (
+            EventGroup::FollowedCommitments,
+            changes.followed_commitments,
+        ),
+        (EventGroup::Discussions, changes.discussions),
+        (EventGroup::Meetups, changes.meetups),
+        (EventGroup::Moderation, changes.moderation),
+    ] {
+        if let Some(v) = value {
+            prefs.set_group(group, v);
+        }
+    }
+    if let Some(h) = hour {
+        prefs.digest_hour = h;
+        prefs.digest_hour_chosen = true;
+    }
+    if let Some(z) = zone {
+        prefs.time_zone = z;
+    }
+    save(&tx, actor.id, &prefs).await?;
+    tx.commit().await?;
+    Ok(prefs)
+}
+
+/// Writes a person's choices, creating the row if need be. The digest's own bookkeeping
+/// (`last_digest_on`) is left as it is.
+async fn save<C: ConnectionTrait>(conn: &C, user_id: Uuid, prefs: &Prefs) -> AppResult<()> {
+    let row = notification_preference::ActiveModel {
+        user_id: Set(user_id),
+        my_suggestions: Set(prefs.my_suggestions),
+        followed_commitments: Set(prefs.followed_commitments),
+        discussions: Set(prefs.discussions),
+        meetups: Set(prefs.meetups),
+        moderation: Set(prefs.moderation),
+        digest_hour: Set(prefs
+            .digest_hour_chosen
+            .then(|| i32::try_from(prefs.digest_hour).unwrap_or(0))),
+        time_zone: Set(prefs.time_zone.clone()),
+        last_digest_on: Set(None),
+        updated_at: Set(now()),
+    };
+    use notification_preference::Column as C;
+    notification_preference::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(C::UserId)
+                .update_columns([
+                    C::MySuggestions,
+                    C::FollowedCommitments,
+                    C::Discussions,
+                    C::Meetups,
+                    C::Moderation,
+                    C::DigestHour,
+                    C::TimeZone,
+                    C::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// What an unsubscribe link would stop, if its token holds and its account exists.
+pub async fn unsubscribe_scope(ctx: &Ctx, token: &str) -> AppResult<Option<(Uuid, Scope)>> {
+    let Some((user_id, scope)) = unsubscribe::verify(&ctx.tokens, token) else {
+        return Ok(None);
+    };
+    let exists = user::Entity::find_by_id(user_id)
+        .one(&ctx.db)
+        .await?
+        .is_some();
+    Ok(exists.then_some((user_id, scope)))
+}
+
+/// Applies an unsubscribe link, without logging in: its group is set to `OFF`, or for the
+/// digest every group now sent by digest. Applying it again changes nothing more. `None`
+/// when the token is forged or its account is gone (nothing changes).
+pub async fn unsubscribe(ctx: &Ctx, token: &str) -> AppResult<Option<Scope>> {
+    let Some((user_id, scope)) = unsubscribe::verify(&ctx.tokens, token) else {
+        return Ok(None);
+    };
+    let tx = begin_write(&ctx.db).await?;
+    if user::Entity::find_by_id(user_id).one(&tx).await?.is_none() {
+        return Ok(None);
+    }
+    let mut prefs = of(&tx, &ctx.settings.notifications, user_id).await?;
+    match scope {
+        Scope::Group(g) => prefs.set_group(g, EmailPreference::Off),
+        Scope::Digest => {
+            for g in <EventGroup as sea_orm::Iterable>::iter() {
+                if prefs.for_group(g) == EmailPreference::DailyDigest {
+                    prefs.set_group(g, EmailPreference::Off);
+                }
+            }
+        }
+    }
+    save(&tx, user_id, &prefs).await?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, scope = scope.as_str(), "unsubscribed");
+    Ok(Some(scope))
 }

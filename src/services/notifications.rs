@@ -301,6 +301,15 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                 }],
             }
         }
+        "meetup_reminder" => Plan {
+            actor_id: None,
+            subject_type: SubjectType::Meetup,
+            subject_id: need(&p, "meetup_id")?,
+            audiences: one(
+                Kind::MeetupReminder,
+                format!("Starting soon: “{}”", str_at(&p, "title")),
+            )?,
+        },
         "meetup_promoted" => Plan {
             actor_id: None,
             subject_type: SubjectType::Meetup,
@@ -444,6 +453,17 @@ pub async fn insert_planned<C: ConnectionTrait>(
     event_key: &str,
     plan: &Plan,
 ) -> anyhow::Result<Vec<NewRow>> {
+    insert_planned_marking(conn, event_key, plan, &HashSet::new()).await
+}
+
+/// As [`insert_planned`], with the notifications of the people in `digest` marked
+/// `digest_pending` (their mail waits for the daily digest).
+pub async fn insert_planned_marking<C: ConnectionTrait>(
+    conn: &C,
+    event_key: &str,
+    plan: &Plan,
+    digest: &HashSet<Uuid>,
+) -> anyhow::Result<Vec<NewRow>> {
     let at = now();
     let backend = conn.get_database_backend();
     let mut written = Vec::new();
@@ -460,6 +480,7 @@ pub async fn insert_planned<C: ConnectionTrait>(
                 notification::Column::SubjectId,
                 notification::Column::Text,
                 notification::Column::CreatedAt,
+                notification::Column::DigestPending,
             ])
             .on_conflict(
                 OnConflict::columns([
@@ -487,6 +508,7 @@ pub async fn insert_planned<C: ConnectionTrait>(
                 plan.subject_id.into(),
                 clip(a.text.clone()).into(),
                 at.into(),
+                digest.contains(&person).into(),
             ]);
         }
         let rows = conn.query_all_raw(backend.build(&q)).await?;

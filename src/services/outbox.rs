@@ -13,9 +13,16 @@ use crate::error::AppResult;
 pub const KIND_EMAIL: &str = "email";
 
 /// Payload keys that carry a credential: a one-time token, or a link with one inside, or a
-/// meet-up's calendar attachment (`ics`, which may hold the meet-up's online link). A row
+/// meet-up's calendar attachment (`ics`, which may hold the meet-up's online link), or a
+/// notification mail's unsubscribe token (it never expires). A row
 /// keeps them only while it may still be sent; once delivered or given up they are removed.
-pub const SECRET_KEYS: &[&str] = &["token", "link", "ics"];
+pub const SECRET_KEYS: &[&str] = &[
+    "token",
+    "link",
+    "ics",
+    "ics_waitlisted",
+    "unsubscribe_token",
+];
 
 /// `payload` without its `SECRET_KEYS`. A payload that is not a JSON object cannot be
 /// checked, so nothing of it is kept.

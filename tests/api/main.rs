@@ -27,6 +27,8 @@ mod migrations;
 mod moderation;
 // In-app notifications (issue 10).
 mod notifications;
+// Notification mail: preferences, immediate mail, unsubscribing.
+mod notification_mail;
 mod outbox;
 mod races;
 mod schema;

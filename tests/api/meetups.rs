@@ -716,6 +716,8 @@ async fn a_time_change_bumps_the_sequence_and_mails_everyone_coming() {
         )
         .await;
     assert_eq!(r["data"]["updateMeetup"]["meetup"]["sequence"], 3, "{r}");
+    // The change is one event; the worker's fan-out writes each person's mail.
+    app.notifications_settled().await;
     assert_eq!(
         outbox_payloads(app, "ann@example.org", "meetup_changed")
             .await
@@ -1085,11 +1087,20 @@ async fn reminders_go_once_to_each_person_going_whatever_the_number_of_instances
     assert_eq!(
         count(
             &app.db,
-            "SELECT COUNT(*) FROM outbox WHERE template = 'meetup_reminder'"
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'email' AND template = 'meetup_reminder'"
         )
         .await,
         2,
         "the meet-up a week away is not reminded yet"
+    );
+    // Each reminder is a notification too, once per person.
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT COUNT(*) FROM notifications WHERE kind = 'MEETUP_REMINDER'"
+        )
+        .await,
+        2
     );
     let m = app
         .mails_to("ann@example.org")

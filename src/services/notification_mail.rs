@@ -1,0 +1,269 @@
+//! The immediate notification mail, decided in the fan-out's transaction. For each person
+//! an event reaches, the email preference of the event's group says: `IMMEDIATE` queues one
+//! email outbox row now (key `notify-mail:{notification id}`), `DAILY_DIGEST` marks the
+//! notification `digest_pending` for the digest job, `OFF` sends nothing. Only verified
+//! addresses not marked undeliverable get either. Every read and write is chunked
+//! (`notifications::CHUNK` ids per statement), so 10,000 recipients cost a few dozen
+//! statements, not 10,000.
+//!
+//! A meet-up's change, cancellation, waitlist promotion and reminder are mailed this way
+//! too, with the meet-up's own templates and its `.ics`: one mail per event and person.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::NotificationSettings;
+use crate::db::now;
+use crate::entities::notification::{Kind, SubjectType};
+use crate::entities::notification_preference::EmailPreference;
+use crate::entities::outbox::{self, Status};
+use crate::entities::{rsvp, user};
+use crate::services::notifications::{recipients, NewRow, Plan, CHUNK};
+use crate::services::outbox::KIND_EMAIL;
+use crate::services::unsubscribe::{self, Scope};
+use crate::services::{deliverability, notification_prefs};
+
+/// The template of the generic notification mail.
+pub const TEMPLATE: &str = "notification";
+
+/// Event payload keys of a meet-up event that the worker turns into each person's mail:
+/// `mail` (what the meet-up templates show), `ics` (the invitation for those GOING),
+/// `ics_waitlisted` (the same without the online link) and `ics_method`.
+pub const MAIL_KEY: &str = "mail";
+pub const ICS_WAITLISTED_KEY: &str = "ics_waitlisted";
+
+/// What the worker needs to write notification mail.
+#[derive(Clone)]
+pub struct MailSetup {
+    /// Signs each mail's unsubscribe token.
+    pub keys: Arc<TokenKeys>,
+    pub settings: NotificationSettings,
+    /// `public.base_url`, without a trailing slash: links in the mail go there.
+    pub base_url: String,
+}
+
+/// Who gets what for one event.
+#[derive(Default)]
+pub struct Decisions {
+    /// Mailed now: (address, display name).
+    pub immediate: HashMap<Uuid, (String, String)>,
+    /// Left for the daily digest.
+    pub digest: HashSet<Uuid>,
+}
+
+/// Reads the preferences, deliverability and verified addresses of everyone `plan` reaches
+/// and decides, per person, immediate mail, the digest or nothing.
+pub async fn decide<C: ConnectionTrait>(
+    conn: &C,
+    setup: &MailSetup,
+    plan: &Plan,
+) -> Result<Decisions, sea_orm::DbErr> {
+    let people = recipients(plan);
+    if people.is_empty() {
+        return Ok(Decisions::default());
+    }
+    let ids: Vec<Uuid> = people.iter().map(|(p, _)| *p).collect();
+    let prefs = notification_prefs::for_people(conn, &setup.settings, &ids).await?;
+    let undeliverable = deliverability::undeliverable_among(conn, &ids).await?;
+    let mut addresses: HashMap<Uuid, (String, String)> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(Uuid, String, String)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::Email)
+            .column(user::Column::DisplayName)
+            .filter(user::Column::Id.is_in(chunk.iter().copied()))
+            .filter(user::Column::EmailVerifiedAt.is_not_null())
+            .into_tuple()
+            .all(conn)
+            .await?;
+        addresses.extend(rows.into_iter().map(|(id, e, n)| (id, (e, n))));
+    }
+    let mut out = Decisions::default();
+    for (person, audience) in people {
+        if undeliverable.contains(&person) {
+            continue;
+        }
+        let Some(address) = addresses.remove(&person) else {
+            continue;
+        };
+        let group = plan.audiences[audience].kind.group();
+        match prefs.get(&person).map(|p| p.for_group(group)) {
+            Some(EmailPreference::Immediate) => {
+                out.immediate.insert(person, address);
+            }
+            Some(EmailPreference::DailyDigest) => {
+                out.digest.insert(person);
+            }
+            Some(EmailPreference::Off) | None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The meet-up template of a meet-up kind, or the generic one.
+pub fn template_for(kind: Kind) -> &'static str {
+    match kind {
+        Kind::MeetupChanged => "meetup_changed",
+        Kind::MeetupCancelled => "meetup_cancelled",
+        Kind::MeetupPromoted => "meetup_promoted",
+        Kind::MeetupReminder => "meetup_reminder",
+        _ => TEMPLATE,
+    }
+}
+
+fn str_at<'a>(p: &'a Value, key: &str) -> Option<&'a str> {
+    p.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// The title of what an event is about, and the path (under `public.base_url`) of its page.
+pub fn subject_of(plan: &Plan, payload: &Value) -> (String, String) {
+    let id = plan.subject_id;
+    let title = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| str_at(payload, k))
+            .unwrap_or("")
+            .to_string()
+    };
+    match plan.subject_type {
+        SubjectType::Suggestion => (title(&["suggestion_title"]), format!("suggestions/{id}")),
+        SubjectType::CommitmentUpdate => (title(&["update_title"]), format!("updates/{id}")),
+        SubjectType::Post => {
+            let path = match str_at(payload, "thread_id") {
+                Some(thread) => format!("threads/{thread}#post-{id}"),
+                None => format!("posts/{id}"),
+            };
+            (title(&["thread_title"]), path)
+        }
+        SubjectType::Meetup => (title(&["title"]), format!("meetups/{id}")),
+        SubjectType::WorkingGroup => (title(&["working_group_name"]), format!("groups/{id}")),
+        SubjectType::Report => ("A report".to_string(), format!("moderation/reports/{id}")),
+        SubjectType::User => ("Your account".to_string(), "account".to_string()),
+    }
+}
+
+/// Queues the immediate mail of the notifications just `written` for event `payload`, in
+/// chunked multi-row INSERTs that skip any key already queued. Returns how many were new.
+pub async fn queue_immediate<C: ConnectionTrait>(
+    conn: &C,
+    setup: &MailSetup,
+    plan: &Plan,
+    payload: &Value,
+    written: &[NewRow],
+    decisions: &Decisions,
+) -> Result<u64, sea_orm::DbErr> {
+    if decisions.immediate.is_empty() || written.is_empty() {
+        return Ok(0);
+    }
+    let audience_of: HashMap<Uuid, usize> = recipients(plan).into_iter().collect();
+    let (subject_title, path) = subject_of(plan, payload);
+    let link = format!("{}/{}", setup.base_url, path);
+    let shown = payload.get(MAIL_KEY).and_then(Value::as_object);
+    // Those WAITLISTED get the invitation without the online link.
+    let waitlisted: HashSet<Uuid> = match (payload.get(ICS_WAITLISTED_KEY), plan.subject_type) {
+        (Some(_), SubjectType::Meetup) => rsvp::Entity::find()
+            .select_only()
+            .column(rsvp::Column::UserId)
+            .filter(rsvp::Column::MeetupId.eq(plan.subject_id))
+            .filter(rsvp::Column::Status.eq(rsvp::Status::Waitlisted))
+            .into_tuple::<Uuid>()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect(),
+        _ => HashSet::new(),
+    };
+    let at = now();
+    let status: sea_orm::Value = sea_orm::ActiveEnum::to_value(&Status::Pending).into();
+    let backend = conn.get_database_backend();
+    let mut queued = 0;
+    let due: Vec<&NewRow> = written
+        .iter()
+        .filter(|n| decisions.immediate.contains_key(&n.recipient_id))
+        .collect();
+    for chunk in due.chunks(CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(outbox::Entity)
+            .columns([
+                outbox::Column::Id,
+                outbox::Column::IdempotencyKey,
+                outbox::Column::Kind,
+                outbox::Column::Recipient,
+                outbox::Column::Template,
+                outbox::Column::Payload,
+                outbox::Column::Status,
+                outbox::Column::Attempts,
+                outbox::Column::NextAttemptAt,
+                outbox::Column::CreatedAt,
+            ])
+            .on_conflict(
+                OnConflict::column(outbox::Column::IdempotencyKey)
+                    .do_nothing()
+                    .to_owned(),
+            );
+        let mut rows = 0;
+        for n in chunk {
+            let (Some((address, name)), Some(&audience)) = (
+                decisions.immediate.get(&n.recipient_id),
+                audience_of.get(&n.recipient_id),
+            ) else {
+                continue;
+            };
+            let a = &plan.audiences[audience];
+            let group = a.kind.group();
+            let mut mail = serde_json::Map::new();
+            if let Some(shown) = shown {
+                mail.extend(shown.clone());
+            }
+            mail.extend(
+                json!({
+                    "display_name": name,
+                    "notification_id": n.id,
+                    "kind": sea_orm::ActiveEnum::to_value(&a.kind),
+                    "text": a.text,
+                    "subject_title": subject_title,
+                    "link": link,
+                    "group_label": group.label(),
+                    "unsubscribe_token": unsubscribe::token(&setup.keys, n.recipient_id, Scope::Group(group)),
+                })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            );
+            if let (Some(ics), Some(method)) = (
+                payload.get(crate::mail::ICS_KEY),
+                payload.get(crate::mail::ICS_METHOD_KEY),
+            ) {
+                let ics = match payload.get(ICS_WAITLISTED_KEY) {
+                    Some(hidden) if waitlisted.contains(&n.recipient_id) => hidden,
+                    _ => ics,
+                };
+                mail.insert(crate::mail::ICS_KEY.into(), ics.clone());
+                mail.insert(crate::mail::ICS_METHOD_KEY.into(), method.clone());
+            }
+            q.values_panic([
+                Uuid::now_v7().into(),
+                format!("notify-mail:{}", n.id).into(),
+                KIND_EMAIL.into(),
+                address.clone().into(),
+                template_for(a.kind).into(),
+                Value::Object(mail).to_string().into(),
+                Expr::val(status.clone()),
+                0i32.into(),
+                at.into(),
+                at.into(),
+            ]);
+            rows += 1;
+        }
+        if rows > 0 {
+            queued += conn.execute_raw(backend.build(&q)).await?.rows_affected();
+        }
+    }
+    Ok(queued)
+}
