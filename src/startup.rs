@@ -173,6 +173,7 @@ impl Application {
             self.state.settings.jobs.clone(),
         )
         .with_events(self.state.services.events.clone())
+        .with_undeliverable_after(self.state.settings.mail.undeliverable_after)
     }
 
     /// Starts the background jobs: the outbox worker and the trending refresh.

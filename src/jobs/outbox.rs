@@ -17,8 +17,8 @@ use crate::config::JobSettings;
 use crate::db::{begin_write, now};
 use crate::entities::outbox::{self, Status};
 use crate::events::{Event, Events};
-use crate::mail::Mailer;
-use crate::services::notifications;
+use crate::mail::{is_permanent_failure, is_security_template, Mailer};
+use crate::services::{deliverability, notifications};
 use crate::services::outbox::{redact_secrets, KIND_EMAIL, KIND_NOTIFICATION};
 
 #[derive(Clone)]
@@ -29,7 +29,16 @@ pub struct OutboxWorker {
     lease: Duration,
     /// Where new notifications are announced (`notificationAdded`) once committed.
     events: Events,
+    /// Permanent failures after which an address is marked undeliverable
+    /// (`mail.undeliverable_after`).
+    undeliverable_after: i32,
 }
+
+/// Why a mail was not sent: its address is marked undeliverable and it is not security
+/// mail. The row is given up (DEAD) at once with this as its last error.
+#[derive(Debug, thiserror::Error)]
+#[error("address undeliverable")]
+struct AddressUndeliverable;
 
 /// Time a claimed batch needs beyond its delivery attempts: the database round trips and
 /// rendering, with room for a slow moment.
@@ -83,7 +92,14 @@ impl OutboxWorker {
             settings,
             lease,
             events: Events::new(),
+            undeliverable_after: 3,
         }
+    }
+
+    /// Marks an address undeliverable after this many permanent failures (default 3).
+    pub fn with_undeliverable_after(mut self, after: i32) -> Self {
+        self.undeliverable_after = after.max(1);
+        self
     }
 
     /// Announces the notifications it writes on `events` (the application's bus).
@@ -232,18 +248,27 @@ impl OutboxWorker {
         }
         let result = match row.kind.as_str() {
             KIND_EMAIL => {
-                let payload: serde_json::Value =
-                    serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
-                self.mailer
-                    .send(&row.id.to_string(), &row.recipient, &row.template, &payload)
-                    .await
+                // Security mail always goes; the rest not to an address known to bounce.
+                let suppressed = !is_security_template(&row.template)
+                    && deliverability::address_is_undeliverable(&self.db, &row.recipient).await?;
+                if suppressed {
+                    Err(anyhow::Error::new(AddressUndeliverable))
+                } else {
+                    let payload: serde_json::Value =
+                        serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+                    self.mailer
+                        .send(&row.id.to_string(), &row.recipient, &row.template, &payload)
+                        .await
+                }
             }
             other => Err(anyhow::anyhow!("unknown outbox kind {other:?}")),
         };
         self.record(row, lease_token, result).await
     }
 
-    /// Records the outcome of one attempt while the claim still holds the lease.
+    /// Records the outcome of one attempt while the claim still holds the lease. A mail
+    /// refused for good (5xx) is not retried and counts against the address's account, in
+    /// the same transaction; a delivered one starts that count again.
     async fn record(
         &self,
         row: outbox::Model,
@@ -258,6 +283,13 @@ impl OutboxWorker {
             ..Default::default()
         };
         let mut retry_in = None;
+        let is_email = row.kind == KIND_EMAIL;
+        let permanent = is_email && result.as_ref().err().is_some_and(is_permanent_failure);
+        let suppressed = is_email
+            && result
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.is::<AddressUndeliverable>());
         let finished = match &result {
             Ok(()) => {
                 update.status = Set(Status::Sent);
@@ -268,7 +300,7 @@ impl OutboxWorker {
             Err(e) => {
                 let message: String = format!("{e:#}").chars().take(2000).collect();
                 update.last_error = Set(Some(message));
-                if attempts >= self.settings.max_attempts {
+                if permanent || suppressed || attempts >= self.settings.max_attempts {
                     update.status = Set(Status::Dead);
                     true
                 } else {
@@ -284,14 +316,31 @@ impl OutboxWorker {
             // Its tokens are needed no more; the row is kept as a record without them.
             update.payload = Set(redact_secrets(&row.payload));
         }
+        let tx = begin_write(&self.db).await?;
         let recorded = outbox::Entity::update_many()
             .set(update)
             .filter(outbox::Column::Id.eq(row.id))
             .filter(outbox::Column::LeaseToken.eq(lease_token))
-            .exec(&self.db)
+            .exec(&tx)
             .await?
             .rows_affected
             > 0;
+        if recorded && is_email {
+            match &result {
+                Ok(()) => deliverability::record_delivered(&tx, &row.recipient).await?,
+                Err(e) if permanent => {
+                    deliverability::record_permanent_failure(
+                        &tx,
+                        &row.recipient,
+                        &format!("{e:#}"),
+                        self.undeliverable_after,
+                    )
+                    .await?
+                }
+                Err(_) => {}
+            }
+        }
+        tx.commit().await?;
         if !recorded {
             tracing::warn!(id = %row.id, template = %row.template, attempts, delivered = result.is_ok(), "outbox lease lost to another worker; outcome not recorded");
             return Ok(());

@@ -6,7 +6,10 @@ mod templates;
 mod transport;
 
 pub use templates::{RenderedMail, Templates};
-pub use transport::{MailAttachment, MailTransport, MemoryTransport, OutgoingMail};
+pub use transport::{
+    is_permanent_failure, MailAttachment, MailTransport, MemoryTransport, OutgoingMail,
+    PermanentFailure,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +17,22 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::{MailSettings, MailTransportKind};
+
+/// Mail about the account's own security: verifying the address, an existing account at
+/// sign-up, password resets and changes. It is always sent, whatever the person's
+/// preferences or the address's deliverability.
+pub const SECURITY_TEMPLATES: [&str; 5] = [
+    "verify_email",
+    "account_exists",
+    "password_reset",
+    "password_reset_no_account",
+    "password_changed",
+];
+
+/// Whether `template` is security mail (see [`SECURITY_TEMPLATES`]).
+pub fn is_security_template(template: &str) -> bool {
+    SECURITY_TEMPLATES.contains(&template)
+}
 
 /// Renders and sends; shared by every worker of an instance.
 #[derive(Clone)]

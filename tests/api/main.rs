@@ -11,6 +11,8 @@ mod accounts;
 mod calendar;
 mod cli;
 mod commitments;
+// Undeliverable addresses (issue 10).
+mod deliverability;
 // Threads and posts (issue 9).
 mod discussions;
 mod graphiql;
