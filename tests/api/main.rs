@@ -34,6 +34,8 @@ mod sessions;
 // GraphQL subscriptions over WebSocket.
 mod subscriptions;
 mod suggestions;
+// Following threads (issue 10).
+mod thread_follows;
 mod throttling;
 // Official updates.
 mod updates;
