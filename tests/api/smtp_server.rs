@@ -277,6 +277,11 @@ impl SmtpServer {
         self.state.refused_rcpt.lock().expect("SMTP store").clone()
     }
 
+    /// How many messages were accepted (without copying them).
+    pub fn received_count(&self) -> usize {
+        self.state.received.lock().expect("SMTP store").len()
+    }
+
     pub fn received(&self) -> Vec<ReceivedMail> {
         self.state.received.lock().expect("SMTP store").clone()
     }
