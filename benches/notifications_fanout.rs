@@ -162,10 +162,7 @@ async fn official(
     )
     .await?;
     user::Entity::update_many()
-        .col_expr(
-            user::Column::EmailVerifiedAt,
-            Expr::value(Some(Utc::now())),
-        )
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(Utc::now())))
         .col_expr(user::Column::Role, Expr::value(user::Role::Official))
         .filter(user::Column::Email.eq(email))
         .exec(db)
@@ -404,7 +401,14 @@ async fn run(o: Options) -> anyhow::Result<()> {
     // The big one: latency, then the fan-out.
     let want = i64::try_from(o.followers)?;
     let published = Instant::now();
-    let big_time = respond(&http, &server.base, &token, &big, "We will publish it weekly.").await?;
+    let big_time = respond(
+        &http,
+        &server.base,
+        &token,
+        &big,
+        "We will publish it weekly.",
+    )
+    .await?;
     let (_, notified) = until_count(&db, big.parse()?, want, Duration::from_secs(300)).await?;
     let notifications_at = published.elapsed();
     let mail_started = Instant::now();

@@ -18,8 +18,8 @@ use crate::db::{begin_write, now};
 use crate::entities::outbox::{self, Status};
 use crate::events::{Event, Events};
 use crate::mail::{is_permanent_failure, is_security_template, Mailer};
-use crate::services::{deliverability, notifications};
 use crate::services::outbox::{redact_secrets, KIND_EMAIL, KIND_NOTIFICATION};
+use crate::services::{deliverability, notifications};
 
 #[derive(Clone)]
 pub struct OutboxWorker {

@@ -272,9 +272,7 @@ pub async fn resend_verification(ctx: &Ctx, raw_email: &str, ip: Option<&str>) -
     if let Some(user) = find_by_email(&tx, &email).await? {
         let needs_verifying = user.email_verified_at.is_none()
             || !deliverability::is_deliverable(&tx, user.id).await?;
-        if needs_verifying
-            && !outbox::mailbox_is_busy(&tx, &user.email, "verify_email").await?
-        {
+        if needs_verifying && !outbox::mailbox_is_busy(&tx, &user.email, "verify_email").await? {
             queue_verification(ctx, &tx, &user).await?;
         }
     }

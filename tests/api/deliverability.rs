@@ -165,8 +165,10 @@ async fn repeated_550s_mark_the_address_until_it_is_verified_again() {
 
     // The mailbox works again, but ordinary mail is no longer even tried…
     t.smtp.answer_rcpt(ANN, Rcpt::Accept);
+    let received = t.smtp.received_count();
     t.queue_ordinary("ordinary:4", ANN).await;
     t.deliver().await;
+    assert_eq!(t.smtp.received_count(), received);
     let row = t.row("ordinary:4").await;
     assert_eq!(row.status, Status::Dead, "{row:?}");
     assert_eq!(row.last_error.as_deref(), Some("address undeliverable"));

@@ -15,10 +15,11 @@ use serde_json::{json, Value};
 use crate::discussions::{group, join, thread_on};
 use crate::helpers::*;
 
-const FOLLOW: &str = "mutation($id: ID!) { followThread(id: $id) { thread { followerCount viewerIsFollowing } } }";
-const UNFOLLOW: &str = "mutation($id: ID!) { unfollowThread(id: $id) { thread { followerCount viewerIsFollowing } } }";
-const READ: &str =
-    "query($id: ID!) { thread(id: $id) { followerCount viewerIsFollowing } }";
+const FOLLOW: &str =
+    "mutation($id: ID!) { followThread(id: $id) { thread { followerCount viewerIsFollowing } } }";
+const UNFOLLOW: &str =
+    "mutation($id: ID!) { unfollowThread(id: $id) { thread { followerCount viewerIsFollowing } } }";
+const READ: &str = "query($id: ID!) { thread(id: $id) { followerCount viewerIsFollowing } }";
 const REPLY: &str =
     "mutation($i: ReplyToThreadInput!) { replyToThread(input: $i) { post { id } } }";
 
@@ -134,7 +135,9 @@ fn expect(pairs: &[(&Session, &str)]) -> BTreeMap<(String, String), i64> {
 #[tokio::test]
 async fn following_is_idempotent_and_counted() {
     let h = Harness::new().await;
-    let official = h.with_role("official@example.org", "Olu", Role::Official).await;
+    let official = h
+        .with_role("official@example.org", "Olu", Role::Official)
+        .await;
     let ann = h.user("ann@example.org", "Ann").await;
     let bob = h.user("bob@example.org", "Bob").await;
     let commitment = create_commitment(&h.app, &official, "UK0101", "Open budgets").await;
@@ -195,18 +198,14 @@ async fn following_is_idempotent_and_counted() {
 #[tokio::test]
 async fn only_those_who_may_read_a_thread_may_follow_it() {
     let h = Harness::new().await;
-    let org = h.with_role("org@example.org", "Orla", Role::Organiser).await;
+    let org = h
+        .with_role("org@example.org", "Orla", Role::Organiser)
+        .await;
     let ann = h.user("ann@example.org", "Ann").await;
     let bob = h.user("bob@example.org", "Bob").await;
     let g = group(&h.app, &org, "inner-circle", "PRIVATE").await;
     join(&h.app, &ann, &g).await;
-    let (thread, _) = thread_on(
-        &h.app,
-        &org,
-        json!({ "workingGroupId": g }),
-        "Members only",
-    )
-    .await;
+    let (thread, _) = thread_on(&h.app, &org, json!({ "workingGroupId": g }), "Members only").await;
 
     let r = h.gql(Some(&bob), FOLLOW, json!({ "id": thread })).await;
     assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
@@ -223,7 +222,9 @@ async fn only_those_who_may_read_a_thread_may_follow_it() {
 #[tokio::test]
 async fn followers_hear_of_new_posts_once_and_never_of_their_own() {
     let h = Harness::new().await;
-    let official = h.with_role("official@example.org", "Olu", Role::Official).await;
+    let official = h
+        .with_role("official@example.org", "Olu", Role::Official)
+        .await;
     let ann = h.user("ann@example.org", "Ann").await;
     let bob = h.user("bob@example.org", "Bob").await;
     let cid = h.user("cid@example.org", "Cid").await;
