@@ -353,6 +353,9 @@ impl OutboxWorker {
                 Some(delay) => {
                     tracing::warn!(id = %row.id, attempts, retry_in_secs = delay.as_secs(), error = %format!("{e:#}"), "outbox delivery failed; will retry")
                 }
+                None if suppressed => {
+                    tracing::info!(id = %row.id, template = %row.template, "mail not sent: the address is marked undeliverable")
+                }
                 None => {
                     tracing::error!(id = %row.id, attempts, error = %format!("{e:#}"), "outbox row given up")
                 }

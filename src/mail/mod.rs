@@ -311,6 +311,48 @@ mod tests {
         assert!(memory.messages().is_empty());
     }
 
+    #[test]
+    fn every_security_template_exists() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/mail");
+        for t in SECURITY_TEMPLATES {
+            assert!(dir.join(t).is_dir(), "{t}");
+            assert!(is_security_template(t));
+        }
+        assert!(!is_security_template("meetup_rsvp"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_fails_permanently_and_others_do_not() {
+        let memory = MemoryTransport::default();
+        let mailer = mailer(Arc::new(memory.clone()));
+        let payload = serde_json::json!({ "display_name": "Ann", "reset_link": "x" });
+        memory.refuse("Ann@Example.org", true);
+        let err = mailer
+            .send("m1", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap_err();
+        assert!(is_permanent_failure(&err), "{err:#}");
+        // A transient failure (here: a timeout) is not permanent.
+        let slow = Mailer::new(
+            Templates::load().unwrap(),
+            Arc::new(Silent),
+            "Convene <no-reply@localhost>",
+            "http://127.0.0.1",
+        )
+        .with_attempt_timeout(Duration::from_secs(1));
+        let err = slow
+            .send("m2", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap_err();
+        assert!(!is_permanent_failure(&err), "{err:#}");
+        memory.refuse("ann@example.org", false);
+        mailer
+            .send("m3", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap();
+        assert_eq!(memory.messages().len(), 1);
+    }
+
     #[tokio::test]
     async fn the_file_transport_writes_the_attachment() {
         let dir = tempfile::tempdir().unwrap();
