@@ -217,6 +217,18 @@ async fn only_those_who_may_read_a_thread_may_follow_it() {
     // A new post reaches the member who follows, and nobody outside.
     h.reply(&org, &thread, None).await;
     assert_eq!(h.delivered().await, expect(&[(&ann, "THREAD_POST")]));
+
+    // Once she has left the group she no longer hears of it, though she still follows.
+    let r = h
+        .gql(
+            Some(&ann),
+            "mutation($id: ID!) { leaveWorkingGroup(id: $id) { workingGroup { id } } }",
+            json!({ "id": g }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    h.reply(&org, &thread, None).await;
+    assert!(h.delivered().await.is_empty());
 }
 
 #[tokio::test]
