@@ -178,6 +178,7 @@ impl Application {
             self.state.services.tokens.clone(),
             self.state.settings.notifications.clone(),
         )
+        .with_undeliverable_after(self.state.settings.mail.undeliverable_after)
     }
 
     /// Starts the background jobs: the outbox worker and the trending refresh.

@@ -13,6 +13,7 @@ mod m20261127_000007_moderation_log_append_only;
 mod m20261127_000008_notifications;
 mod m20261127_000009_email_notifications;
 mod m20261127_000010_group_channels;
+mod m20261127_000011_thread_follows;
 mod schema_helpers;
 
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_notifications::Migration),
             Box::new(m20261127_000009_email_notifications::Migration),
             Box::new(m20261127_000010_group_channels::Migration),
+            Box::new(m20261127_000011_thread_follows::Migration),
         ]
     }
 }

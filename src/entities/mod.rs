@@ -29,6 +29,7 @@ pub mod suggestion_follow;
 pub mod suggestion_revision;
 pub mod support;
 pub mod thread;
+pub mod thread_follow;
 pub mod throttle_bucket;
 pub mod user;
 pub mod working_group;

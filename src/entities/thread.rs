@@ -26,6 +26,8 @@ pub struct Model {
     /// The next post's sequence number, taken under the thread's row lock.
     pub next_post_seq: i64,
     pub official_response_count: i32,
+    /// Accounts following the thread (`thread_follows` rows).
+    pub follower_count: i32,
     pub last_activity_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

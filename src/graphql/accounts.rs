@@ -83,6 +83,21 @@ impl User {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Whether mail reaches the account's address: false once the receiving server has
+    /// refused it permanently (5xx) `mail.undeliverable_after` times in a row, after which it
+    /// gets security mail only until the address is verified again (`resendVerificationEmail`
+    /// then `verifyEmail`). Visible to the account's owner only; null for anyone else.
+    async fn email_deliverable(&self, c: &Context<'_>) -> async_graphql::Result<Option<bool>> {
+        let (services, viewer) = ctx(c)?;
+        match &viewer.actor {
+            Some(a) if a.id == self.0.id => Ok(Some(
+                crate::services::deliverability::is_deliverable(&services.db, self.0.id)
+                    .await
+                    .map_err(crate::error::AppError::from)?,
+            )),
+            _ => Ok(None),
+        }
+    }
     /// The account's email address: visible to its owner and to admins only, null otherwise.
     async fn email(&self, c: &Context<'_>) -> async_graphql::Result<Option<&str>> {
         let (_, viewer) = ctx(c)?;
@@ -333,7 +348,8 @@ impl AccountMutation {
         Ok(VerifyEmailPayload { user: user.into() })
     }
 
-    /// Mails a fresh verification link to an unverified account. Shares a per-address hourly
+    /// Mails a fresh verification link to an unverified account, or to one whose address is
+    /// marked undeliverable (verifying it again clears the mark). Shares a per-address hourly
     /// limit with `requestPasswordReset` (`RATE_LIMITED` with `retryAfterSeconds`).
     async fn resend_verification_email(
         &self,

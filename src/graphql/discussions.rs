@@ -12,7 +12,8 @@ use super::groups::{viewer_access_to, WorkingGroup};
 use super::live::{self, Heard};
 use super::loaders::{
     CommitmentKey, GroupKey, PostKey, PostRevisionsOf, PostsOf, SuggestionKey, ThreadKey,
-    ThreadResponsesOf, ThreadsOf, UpdateKey, UserKey, ViewerMembership, ViewerReactions,
+    ThreadResponsesOf, ThreadsOf, UpdateKey, UserKey, ViewerFollowsThread, ViewerMembership,
+    ViewerReactions,
 };
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{OfficialResponse, Suggestion};
@@ -224,6 +225,17 @@ impl Thread {
     /// How many posts it holds, deleted ones included (their place stays).
     async fn post_count(&self) -> i32 {
         self.0.post_count
+    }
+    /// How many accounts follow it (`followThread`).
+    async fn follower_count(&self) -> i32 {
+        self.0.follower_count
+    }
+    /// Whether the viewer follows it, hearing of each new post (false when anonymous).
+    async fn viewer_is_following(&self, c: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(loader(c)?
+            .load_one(ViewerFollowsThread(self.0.id))
+            .await?
+            .unwrap_or(false))
     }
     /// When it was started or last written in.
     async fn last_activity_at(&self) -> DateTime<Utc> {
@@ -670,6 +682,16 @@ thread_payload!(LockThreadPayload, "The answer to `lockThread`.");
 thread_payload!(UnlockThreadPayload, "The answer to `unlockThread`.");
 thread_payload!(PinThreadPayload, "The answer to `pinThread`.");
 thread_payload!(UnpinThreadPayload, "The answer to `unpinThread`.");
+thread_payload!(FollowThreadPayload, "The answer to `followThread`.");
+thread_payload!(UnfollowThreadPayload, "The answer to `unfollowThread`.");
+
+async fn set_following(c: &Context<'_>, id: &ID, follow: bool) -> async_graphql::Result<Thread> {
+    let (services, viewer) = ctx(c)?;
+    let actor = viewer.require()?;
+    Ok(Thread(
+        threads::set_following(services, actor, parse_id("id", id)?, follow).await?,
+    ))
+}
 
 async fn moderate(
     c: &Context<'_>,
@@ -827,6 +849,30 @@ impl DiscussionMutation {
     ) -> async_graphql::Result<UnpinThreadPayload> {
         Ok(UnpinThreadPayload {
             thread: moderate(c, &id, threads::Change::Unpin).await?,
+        })
+    }
+
+    /// Follows a thread, to be notified of each new post in it as if one had posted there
+    /// (verified accounts; only a thread the viewer may read, NOT_FOUND otherwise).
+    /// Following twice changes nothing.
+    async fn follow_thread(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "The thread's ID.")] id: ID,
+    ) -> async_graphql::Result<FollowThreadPayload> {
+        Ok(FollowThreadPayload {
+            thread: set_following(c, &id, true).await?,
+        })
+    }
+
+    /// Stops following a thread. Posting in a thread still brings its new posts.
+    async fn unfollow_thread(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "The thread's ID.")] id: ID,
+    ) -> async_graphql::Result<UnfollowThreadPayload> {
+        Ok(UnfollowThreadPayload {
+            thread: set_following(c, &id, false).await?,
         })
     }
 }

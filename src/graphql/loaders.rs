@@ -17,7 +17,7 @@ use crate::entities::{
 use crate::entities::{
     commitment_update, meetup, meetup_outcome, membership, working_group_commitment,
 };
-use crate::entities::{post, post_reaction, post_revision, report, thread};
+use crate::entities::{post, post_reaction, post_revision, report, thread, thread_follow};
 use crate::error::AppError;
 use crate::services::Ctx;
 
@@ -63,6 +63,7 @@ key!(ResponseKey);
 key!(ViewerSupports);
 key!(ViewerFollowsSuggestion);
 key!(ViewerFollowsCommitment);
+key!(ViewerFollowsThread);
 // Working groups and meet-ups.
 key!(GroupKey);
 key!(CommitmentsOfGroup);
@@ -158,6 +159,7 @@ viewer_flag!(
     CommitmentId,
     commitment_id
 );
+viewer_flag!(ViewerFollowsThread, thread_follow, ThreadId, thread_id);
 
 impl Loader<MilestonesOf> for Loaders {
     type Value = Vec<milestone::Model>;

@@ -17,11 +17,11 @@ use crate::config::JobSettings;
 use crate::db::{begin_write, now};
 use crate::entities::outbox::{self, Status};
 use crate::events::{Event, Events};
-use crate::mail::Mailer;
+use crate::mail::{is_permanent_failure, is_security_template, Mailer};
 use crate::services::channels::{self, Poster};
 use crate::services::notification_mail::{self, Decisions, MailSetup};
-use crate::services::notifications;
 use crate::services::outbox::{redact_secrets, KIND_CHANNEL, KIND_EMAIL, KIND_NOTIFICATION};
+use crate::services::{deliverability, notifications};
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -36,7 +36,16 @@ pub struct OutboxWorker {
     /// What notification mail needs (unsubscribe keys, preference defaults); without it a
     /// fan-out writes in-app notifications only.
     notify_mail: Option<MailSetup>,
+    /// Permanent failures after which an address is marked undeliverable
+    /// (`mail.undeliverable_after`).
+    undeliverable_after: i32,
 }
+
+/// Why a mail was not sent: its address is marked undeliverable and it is not security
+/// mail. The row is given up (DEAD) at once with this as its last error.
+#[derive(Debug, thiserror::Error)]
+#[error("address undeliverable")]
+struct AddressUndeliverable;
 
 /// Time a claimed batch needs beyond its delivery attempts: the database round trips and
 /// rendering, with room for a slow moment.
@@ -92,6 +101,7 @@ impl OutboxWorker {
             events: Events::new(),
             channels: Poster::default(),
             notify_mail: None,
+            undeliverable_after: 3,
         }
     }
 
@@ -118,6 +128,12 @@ impl OutboxWorker {
             settings,
             base_url: self.mailer.base_url().to_string(),
         });
+        self
+    }
+
+    /// Marks an address undeliverable after this many permanent failures (default 3).
+    pub fn with_undeliverable_after(mut self, after: i32) -> Self {
+        self.undeliverable_after = after.max(1);
         self
     }
 
@@ -289,11 +305,18 @@ impl OutboxWorker {
         }
         let result = match row.kind.as_str() {
             KIND_EMAIL => {
-                let payload: serde_json::Value =
-                    serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
-                self.mailer
-                    .send(&row.id.to_string(), &row.recipient, &row.template, &payload)
-                    .await
+                // Security mail always goes; the rest not to an address known to bounce.
+                let suppressed = !is_security_template(&row.template)
+                    && deliverability::address_is_undeliverable(&self.db, &row.recipient).await?;
+                if suppressed {
+                    Err(anyhow::Error::new(AddressUndeliverable))
+                } else {
+                    let payload: serde_json::Value =
+                        serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+                    self.mailer
+                        .send(&row.id.to_string(), &row.recipient, &row.template, &payload)
+                        .await
+                }
             }
             KIND_CHANNEL => match self.post_to_channel(&row).await {
                 Ok(true) => Ok(()),
@@ -343,7 +366,9 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// Records the outcome of one attempt while the claim still holds the lease.
+    /// Records the outcome of one attempt while the claim still holds the lease. A mail
+    /// refused for good (5xx) is not retried and counts against the address's account, in
+    /// the same transaction; a delivered one starts that count again.
     async fn record(
         &self,
         row: outbox::Model,
@@ -358,6 +383,13 @@ impl OutboxWorker {
             ..Default::default()
         };
         let mut retry_in = None;
+        let is_email = row.kind == KIND_EMAIL;
+        let permanent = is_email && result.as_ref().err().is_some_and(is_permanent_failure);
+        let suppressed = is_email
+            && result
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.is::<AddressUndeliverable>());
         let finished = match &result {
             Ok(()) => {
                 update.status = Set(Status::Sent);
@@ -368,7 +400,7 @@ impl OutboxWorker {
             Err(e) => {
                 let message: String = format!("{e:#}").chars().take(2000).collect();
                 update.last_error = Set(Some(message));
-                if attempts >= self.settings.max_attempts {
+                if permanent || suppressed || attempts >= self.settings.max_attempts {
                     update.status = Set(Status::Dead);
                     true
                 } else {
@@ -384,14 +416,31 @@ impl OutboxWorker {
             // Its tokens are needed no more; the row is kept as a record without them.
             update.payload = Set(redact_secrets(&row.payload));
         }
+        let tx = begin_write(&self.db).await?;
         let recorded = outbox::Entity::update_many()
             .set(update)
             .filter(outbox::Column::Id.eq(row.id))
             .filter(outbox::Column::LeaseToken.eq(lease_token))
-            .exec(&self.db)
+            .exec(&tx)
             .await?
             .rows_affected
             > 0;
+        if recorded && is_email {
+            match &result {
+                Ok(()) => deliverability::record_delivered(&tx, &row.recipient).await?,
+                Err(e) if permanent => {
+                    deliverability::record_permanent_failure(
+                        &tx,
+                        &row.recipient,
+                        &format!("{e:#}"),
+                        self.undeliverable_after,
+                    )
+                    .await?
+                }
+                Err(_) => {}
+            }
+        }
+        tx.commit().await?;
         if !recorded {
             tracing::warn!(id = %row.id, template = %row.template, attempts, delivered = result.is_ok(), "outbox lease lost to another worker; outcome not recorded");
             return Ok(());
@@ -403,6 +452,9 @@ impl OutboxWorker {
             Err(e) => match retry_in {
                 Some(delay) => {
                     tracing::warn!(id = %row.id, attempts, retry_in_secs = delay.as_secs(), error = %format!("{e:#}"), "outbox delivery failed; will retry")
+                }
+                None if suppressed => {
+                    tracing::info!(id = %row.id, template = %row.template, "mail not sent: the address is marked undeliverable")
                 }
                 None => {
                     tracing::error!(id = %row.id, attempts, error = %format!("{e:#}"), "outbox row given up")

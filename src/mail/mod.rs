@@ -7,7 +7,8 @@ mod transport;
 
 pub use templates::{RenderedMail, Templates};
 pub use transport::{
-    ListUnsubscribe, MailAttachment, MailTransport, MemoryTransport, OutgoingMail,
+    is_permanent_failure, ListUnsubscribe, MailAttachment, MailTransport, MemoryTransport,
+    OutgoingMail, PermanentFailure,
 };
 
 use std::sync::Arc;
@@ -16,6 +17,22 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::{MailSettings, MailTransportKind};
+
+/// Mail about the account's own security: verifying the address, an existing account at
+/// sign-up, password resets and changes. It is always sent, whatever the person's
+/// preferences or the address's deliverability.
+pub const SECURITY_TEMPLATES: [&str; 5] = [
+    "verify_email",
+    "account_exists",
+    "password_reset",
+    "password_reset_no_account",
+    "password_changed",
+];
+
+/// Whether `template` is security mail (see [`SECURITY_TEMPLATES`]).
+pub fn is_security_template(template: &str) -> bool {
+    SECURITY_TEMPLATES.contains(&template)
+}
 
 /// Renders and sends; shared by every worker of an instance.
 #[derive(Clone)]
@@ -376,6 +393,48 @@ mod tests {
             assert!(format!("{err:#}").contains("ics"), "{err:#}");
         }
         assert!(memory.messages().is_empty());
+    }
+
+    #[test]
+    fn every_security_template_exists() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/mail");
+        for t in SECURITY_TEMPLATES {
+            assert!(dir.join(t).is_dir(), "{t}");
+            assert!(is_security_template(t));
+        }
+        assert!(!is_security_template("meetup_rsvp"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_fails_permanently_and_others_do_not() {
+        let memory = MemoryTransport::default();
+        let mailer = mailer(Arc::new(memory.clone()));
+        let payload = serde_json::json!({ "display_name": "Ann", "reset_link": "x" });
+        memory.refuse("Ann@Example.org", true);
+        let err = mailer
+            .send("m1", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap_err();
+        assert!(is_permanent_failure(&err), "{err:#}");
+        // A transient failure (here: a timeout) is not permanent.
+        let slow = Mailer::new(
+            Templates::load().unwrap(),
+            Arc::new(Silent),
+            "Convene <no-reply@localhost>",
+            "http://127.0.0.1",
+        )
+        .with_attempt_timeout(Duration::from_secs(1));
+        let err = slow
+            .send("m2", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap_err();
+        assert!(!is_permanent_failure(&err), "{err:#}");
+        memory.refuse("ann@example.org", false);
+        mailer
+            .send("m3", "ann@example.org", "password_changed", &payload)
+            .await
+            .unwrap();
+        assert_eq!(memory.messages().len(), 1);
     }
 
     #[tokio::test]

@@ -107,6 +107,18 @@ impl OutgoingMail {
     }
 }
 
+/// The receiving server refused the message for good (an SMTP 5xx answer, such as `550` for
+/// an unknown mailbox): sending it again cannot help. Found in a send error's chain with
+/// [`is_permanent_failure`]; every other error is transient.
+#[derive(Debug, thiserror::Error)]
+#[error("permanent SMTP failure: {0}")]
+pub struct PermanentFailure(pub String);
+
+/// Whether the send error `e` was a permanent refusal.
+pub fn is_permanent_failure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<PermanentFailure>())
+}
+
 #[async_trait]
 pub trait MailTransport: Send + Sync {
     async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()>;
@@ -139,8 +151,11 @@ pub fn smtp(settings: &SmtpSettings) -> anyhow::Result<SmtpTransport> {
 impl MailTransport for SmtpTransport {
     async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
         let message = mail.to_message()?;
-        self.0.send(message).await.context("SMTP delivery failed")?;
-        Ok(())
+        match self.0.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(anyhow::Error::new(PermanentFailure(e.to_string()))),
+            Err(e) => Err(anyhow::Error::new(e).context("SMTP delivery failed")),
+        }
     }
 }
 
@@ -178,11 +193,24 @@ impl MailTransport for FileTransport {
 #[derive(Clone, Default)]
 pub struct MemoryTransport {
     sent: Arc<Mutex<Vec<OutgoingMail>>>,
+    /// Addresses (lower-cased) refused as a server refuses an unknown mailbox.
+    refused: Arc<Mutex<Vec<String>>>,
 }
 
 impl MemoryTransport {
     pub fn messages(&self) -> Vec<OutgoingMail> {
         self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Refuses mail to `address` from now on with a permanent failure, or accepts it again.
+    pub fn refuse(&self, address: &str, refused: bool) {
+        if let Ok(mut list) = self.refused.lock() {
+            let address = address.trim().to_lowercase();
+            list.retain(|a| *a != address);
+            if refused {
+                list.push(address);
+            }
+        }
     }
 }
 
@@ -191,6 +219,17 @@ impl MailTransport for MemoryTransport {
     async fn send(&self, mail: &OutgoingMail) -> anyhow::Result<()> {
         // Building the lettre message checks the addresses and headers as the real ones do.
         mail.to_message()?;
+        let to = mail.to.trim().to_lowercase();
+        if self
+            .refused
+            .lock()
+            .map_err(|_| anyhow::anyhow!("mail store poisoned"))?
+            .contains(&to)
+        {
+            return Err(anyhow::Error::new(PermanentFailure(format!(
+                "550 5.1.1 <{to}>: mailbox unavailable"
+            ))));
+        }
         self.sent
             .lock()
             .map_err(|_| anyhow::anyhow!("mail store poisoned"))?

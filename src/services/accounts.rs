@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{outbox, throttle, Ctx};
+use super::{deliverability, outbox, throttle, Ctx};
 use crate::auth::password::{self, Verified};
 use crate::auth::tokens::{random_token, token_hash, Claims};
 use crate::auth::Actor;
@@ -252,11 +252,14 @@ pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
     } else {
         user
     };
+    // The link reached the mailbox: an undeliverable mark and its count are forgotten.
+    deliverability::clear(&tx, user.id).await?;
     tx.commit().await?;
     Ok(user)
 }
 
-/// Sends a fresh verification link to an unverified account; says nothing either way.
+/// Sends a fresh verification link to an unverified account, or to one whose address is
+/// marked undeliverable (verifying it again clears the mark); says nothing either way.
 /// Shares the per-address limit on mail requests with password resets.
 pub async fn resend_verification(ctx: &Ctx, raw_email: &str, ip: Option<&str>) -> AppResult<()> {
     let email = parse_email("email", raw_email)?;
@@ -267,9 +270,9 @@ pub async fn resend_verification(ctx: &Ctx, raw_email: &str, ip: Option<&str>) -
     .await?;
     let tx = begin_write(&ctx.db).await?;
     if let Some(user) = find_by_email(&tx, &email).await? {
-        if user.email_verified_at.is_none()
-            && !outbox::mailbox_is_busy(&tx, &user.email, "verify_email").await?
-        {
+        let needs_verifying = user.email_verified_at.is_none()
+            || !deliverability::is_deliverable(&tx, user.id).await?;
+        if needs_verifying && !outbox::mailbox_is_busy(&tx, &user.email, "verify_email").await? {
             queue_verification(ctx, &tx, &user).await?;
         }
     }
@@ -570,7 +573,7 @@ async fn queue_password_changed(
 }
 
 /// Sets a new password from a reset link; every session ends, and since the link reached
-/// the mailbox, the address counts as verified.
+/// the mailbox, the address counts as verified (and an undeliverable mark is cleared).
 pub async fn reset_password(ctx: &Ctx, token: &str, new_password: &str) -> AppResult<user::Model> {
     // Check the token before the (slow) hashing, and again atomically when consuming it.
     let pending = email_token::Entity::find()
@@ -598,6 +601,7 @@ pub async fn reset_password(ctx: &Ctx, token: &str, new_password: &str) -> AppRe
         active.email_verified_at = Set(Some(at));
     }
     let user = active.update(&tx).await?;
+    deliverability::clear(&tx, user.id).await?;
     revoke_all_sessions(&tx, user.id, None).await?;
     throttle::clear_account(&tx, &user.email_normalized).await?;
     queue_password_changed(ctx, &tx, &user, used.id, true).await?;

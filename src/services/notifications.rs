@@ -20,7 +20,8 @@ use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::entities::notification::{self, Kind, SubjectType};
 use crate::entities::{
-    commitment_follow, membership, outbox, post, rsvp, suggestion_follow, support, thread, user,
+    commitment_follow, membership, outbox, post, rsvp, suggestion_follow, support, thread,
+    thread_follow, user, working_group,
 };
 use crate::error::{AppError, AppResult};
 use crate::services::page::{Cursor, Page, PageRequest};
@@ -140,6 +141,37 @@ async fn group_members<C: ConnectionTrait>(
     Ok(users_of(conn, q, membership::Column::UserId).await?)
 }
 
+/// Who may read the threads of `t`'s group when that group is private: its active members
+/// and the site's administrators. `None` when anyone may read the thread.
+async fn private_group_readers<C: ConnectionTrait>(
+    conn: &C,
+    t: Option<&thread::Model>,
+) -> anyhow::Result<Option<HashSet<Uuid>>> {
+    let Some(group_id) = t.and_then(|t| t.working_group_id) else {
+        return Ok(None);
+    };
+    let private = working_group::Entity::find_by_id(group_id)
+        .one(conn)
+        .await?
+        .is_some_and(|g| g.visibility != working_group::Visibility::Public);
+    if !private {
+        return Ok(None);
+    }
+    let mut readers: HashSet<Uuid> = group_members(conn, group_id, false)
+        .await?
+        .into_iter()
+        .collect();
+    readers.extend(
+        users_of(
+            conn,
+            user::Entity::find().filter(user::Column::Role.eq(user::Role::Admin)),
+            user::Column::Id,
+        )
+        .await?,
+    );
+    Ok(Some(readers))
+}
+
 /// Who hears of the outbox event `row`, and what they read. An event addressed to one
 /// account (its recipient is an account ID) reaches that account; an `audience:` event
 /// reaches the people its rule names at the time of delivery.
@@ -225,18 +257,19 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
         EVENT_POST_ADDED => {
             let thread_id = need(&p, "thread_id")?;
             let title = str_at(&p, "thread_title");
+            let the_thread = thread::Entity::find_by_id(thread_id).one(conn).await?;
             // Replied to: the parent post's author, or the thread's for a top-level post.
-            let replied_to = match uuid_at(&p, "parent_post_id") {
+            let mut replied_to: Vec<Uuid> = match uuid_at(&p, "parent_post_id") {
                 Some(parent) => post::Entity::find_by_id(parent)
                     .one(conn)
                     .await?
                     .map(|p| p.author_id),
-                None => thread::Entity::find_by_id(thread_id)
-                    .one(conn)
-                    .await?
-                    .map(|t| t.author_id),
-            };
-            let posters: Vec<Uuid> = users_of(
+                None => the_thread.as_ref().map(|t| t.author_id),
+            }
+            .into_iter()
+            .collect();
+            // Everyone who posted in the thread, and everyone who follows it.
+            let mut posters: Vec<Uuid> = users_of(
                 conn,
                 post::Entity::find()
                     .filter(post::Column::ThreadId.eq(thread_id))
@@ -245,6 +278,20 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                 post::Column::AuthorId,
             )
             .await?;
+            posters.extend(
+                users_of(
+                    conn,
+                    thread_follow::Entity::find()
+                        .filter(thread_follow::Column::ThreadId.eq(thread_id)),
+                    thread_follow::Column::UserId,
+                )
+                .await?,
+            );
+            // A private group's thread reaches only those who may still read it.
+            if let Some(readers) = private_group_readers(conn, the_thread.as_ref()).await? {
+                replied_to.retain(|u| readers.contains(u));
+                posters.retain(|u| readers.contains(u));
+            }
             Plan {
                 actor_id: uuid_at(&p, "actor_id"),
                 subject_type: SubjectType::Post,
@@ -253,7 +300,7 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, row: &outbox::Model) -> anyhow::
                     Audience {
                         kind: Kind::PostReply,
                         text: format!("New reply to you in “{title}”"),
-                        people: replied_to.into_iter().collect(),
+                        people: replied_to,
                     },
                     Audience {
                         kind: Kind::ThreadPost,

@@ -13,6 +13,8 @@ mod calendar;
 mod channels;
 mod cli;
 mod commitments;
+// Undeliverable addresses (issue 10).
+mod deliverability;
 // Threads and posts (issue 9).
 mod discussions;
 mod graphiql;
@@ -36,6 +38,8 @@ mod sessions;
 // GraphQL subscriptions over WebSocket.
 mod subscriptions;
 mod suggestions;
+// Following threads (issue 10).
+mod thread_follows;
 mod throttling;
 // Official updates.
 mod updates;

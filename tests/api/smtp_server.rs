@@ -1,7 +1,9 @@
 //! A tiny plain-text SMTP server for tests: enough of RFC 5321 for lettre's
 //! `AsyncSmtpTransport` without TLS. It records every accepted message and can be switched to
-//! answer `451` (a transient failure) to `MAIL FROM`.
+//! answer `451` (a transient failure) to `MAIL FROM`, and told to answer `RCPT TO` for chosen
+//! addresses (or all) with `550` (a permanent failure) or `451`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -168,12 +170,41 @@ impl MimePart {
     }
 }
 
+/// How the server answers `RCPT TO` for an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcpt {
+    /// `250`: accepted.
+    Accept,
+    /// `550 5.1.1`: no such mailbox, for good.
+    Permanent,
+    /// `451 4.2.1`: try again later.
+    Transient,
+}
+
+/// Stands for every address in [`SmtpServer::answer_rcpt`].
+pub const ANY_ADDRESS: &str = "*";
+
 #[derive(Default)]
 struct State {
     received: Mutex<Vec<ReceivedMail>>,
     failing: AtomicBool,
     /// How many `MAIL FROM` commands were refused while failing.
     refused: AtomicUsize,
+    /// Answers to `RCPT TO` by lower-cased address (or [`ANY_ADDRESS`]); accepted otherwise.
+    rcpt: Mutex<HashMap<String, Rcpt>>,
+    /// `RCPT TO` commands refused, with their addresses and the code answered.
+    refused_rcpt: Mutex<Vec<(String, u16)>>,
+}
+
+impl State {
+    fn rcpt_answer(&self, address: &str) -> Rcpt {
+        let answers = self.rcpt.lock().expect("SMTP answers");
+        answers
+            .get(&address.to_lowercase())
+            .or_else(|| answers.get(ANY_ADDRESS))
+            .copied()
+            .unwrap_or(Rcpt::Accept)
+    }
 }
 
 pub struct SmtpServer {
@@ -229,6 +260,26 @@ impl SmtpServer {
 
     pub fn refused(&self) -> usize {
         self.state.refused.load(Ordering::SeqCst)
+    }
+
+    /// Answers `RCPT TO:<address>` (or every address, with [`ANY_ADDRESS`]) as `answer` says,
+    /// from the next command on.
+    pub fn answer_rcpt(&self, address: &str, answer: Rcpt) {
+        self.state
+            .rcpt
+            .lock()
+            .expect("SMTP answers")
+            .insert(address.to_lowercase(), answer);
+    }
+
+    /// The `RCPT TO` commands refused so far: the address and the code answered.
+    pub fn refused_rcpt(&self) -> Vec<(String, u16)> {
+        self.state.refused_rcpt.lock().expect("SMTP store").clone()
+    }
+
+    /// How many messages were accepted (without copying them).
+    pub fn received_count(&self) -> usize {
+        self.state.received.lock().expect("SMTP store").len()
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {
@@ -293,8 +344,22 @@ async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
             "RCPT" => {
                 let rest = command.get(5..).unwrap_or("");
                 let rest = rest.trim_start().strip_prefix("TO:").unwrap_or(rest);
-                recipients.push(path_argument(rest));
-                b"250 2.1.5 OK\r\n"
+                let address = path_argument(rest);
+                let (code, reply): (u16, &[u8]) = match state.rcpt_answer(&address) {
+                    Rcpt::Accept => (250, b"250 2.1.5 OK\r\n"),
+                    Rcpt::Permanent => (550, b"550 5.1.1 mailbox unavailable\r\n"),
+                    Rcpt::Transient => (451, b"451 4.2.1 mailbox busy, try again later\r\n"),
+                };
+                if code == 250 {
+                    recipients.push(address);
+                } else {
+                    state
+                        .refused_rcpt
+                        .lock()
+                        .expect("SMTP store")
+                        .push((address, code));
+                }
+                reply
             }
             "DATA" if recipients.is_empty() => b"503 5.5.1 RCPT first\r\n",
             "DATA" => {

@@ -54,6 +54,7 @@ pub async fn insert_thread<C: ConnectionTrait>(
         post_count: Set(0),
         next_post_seq: Set(1),
         official_response_count: Set(0),
+        follower_count: Set(0),
         last_activity_at: Set(at),
         created_at: Set(at),
         updated_at: Set(at),

@@ -16,12 +16,12 @@ use crate::db::{begin_write, now};
 use crate::entities::moderation_action::Action;
 use crate::entities::report::SubjectType;
 use crate::entities::thread::{self, Context};
-use crate::entities::{membership, working_group};
+use crate::entities::{membership, thread_follow, working_group};
 use crate::error::{AppError, AppResult};
 use crate::services::groups::Access;
 use crate::services::moderation_log::{self, Entry};
 use crate::services::page::{Cursor, Page, PageRequest};
-use crate::services::Ctx;
+use crate::services::{toggle, Ctx};
 
 /// Longest lock reason kept.
 pub const REASON_MAX: usize = 500;
@@ -297,6 +297,46 @@ pub async fn moderate(
         },
     )
     .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Follows (or unfollows) a thread, to hear of its new posts; only someone who may read the
+/// thread may follow it (`NOT_FOUND` otherwise, as for reading). Idempotent: the counter
+/// moves only when the row really appears or disappears.
+pub async fn set_following(
+    ctx: &Ctx,
+    actor: &Actor,
+    id: Uuid,
+    follow: bool,
+) -> AppResult<thread::Model> {
+    actor.require_verified()?;
+    let tx = begin_write(&ctx.db).await?;
+    let t = thread::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("thread"))?;
+    access_for(&tx, Some(actor), t).await?;
+    let row = thread_follow::ActiveModel {
+        thread_id: Set(id),
+        user_id: Set(actor.id),
+        created_at: Set(now()),
+    };
+    if toggle::set_row::<thread_follow::Entity, _>(&tx, follow, row, (id, actor.id)).await? {
+        toggle::bump::<thread::Entity, _, _>(
+            &tx,
+            thread::Column::Id,
+            id,
+            thread::Column::FollowerCount,
+            if follow { 1 } else { -1 },
+        )
+        .await?;
+    }
+    let updated = thread::Entity::find_by_id(id)
+        .one(&tx)
+        .await?
+        .ok_or(AppError::NotFound("thread"))?;
     tx.commit().await?;
     Ok(updated)
 }

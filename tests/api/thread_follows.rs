@@ -1,0 +1,299 @@
+//! Following a thread: idempotent follow and unfollow with the thread's counter, refused
+//! for a thread the viewer may not read, and followers hearing of new posts as if they had
+//! posted there — once, even when another rule names them too, and never of their own.
+//!
+//! The background worker is off: each test drives the outbox worker itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use convene::entities::user::Role;
+use convene::jobs::outbox::OutboxWorker;
+use convene::mail::{Mailer, Templates};
+use serde_json::{json, Value};
+
+use crate::discussions::{group, join, thread_on};
+use crate::helpers::*;
+
+const FOLLOW: &str =
+    "mutation($id: ID!) { followThread(id: $id) { thread { followerCount viewerIsFollowing } } }";
+const UNFOLLOW: &str =
+    "mutation($id: ID!) { unfollowThread(id: $id) { thread { followerCount viewerIsFollowing } } }";
+const READ: &str = "query($id: ID!) { thread(id: $id) { followerCount viewerIsFollowing } }";
+const REPLY: &str =
+    "mutation($i: ReplyToThreadInput!) { replyToThread(input: $i) { post { id } } }";
+
+struct Harness {
+    app: TestApp,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Harness {
+            app: spawn_app_with(|s| s.jobs.enabled = false).await,
+        }
+    }
+
+    async fn deliver(&self) {
+        let s = &self.app.settings;
+        let mailer = Mailer::new(
+            Templates::load().unwrap(),
+            Arc::new(self.app.mail.clone()),
+            &s.mail.from,
+            &s.public.base_url,
+        );
+        let w = OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone());
+        while w.run_once().await.expect("a worker round") > 0 {}
+    }
+
+    async fn user(&self, email: &str, name: &str) -> Session {
+        let r = self.app.sign_up(email, name).await;
+        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
+        self.deliver().await;
+        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
+        self.app.verify_email(&token).await;
+        self.app.logged_in(email).await
+    }
+
+    async fn with_role(&self, email: &str, name: &str, role: Role) -> Session {
+        let s = self.user(email, name).await;
+        self.app.make_role(email, role).await;
+        s
+    }
+
+    /// Every notification as (recipient, kind) → how many.
+    async fn all(&self) -> BTreeMap<(String, String), i64> {
+        use sea_orm::EntityTrait;
+        let rows = convene::entities::notification::Entity::find()
+            .all(&self.app.db)
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let kind = sea_orm::ActiveEnum::to_value(&r.kind);
+            *out.entry((r.recipient_id.to_string(), kind)).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Delivers, then returns only the notifications that delivery wrote.
+    async fn delivered(&self) -> BTreeMap<(String, String), i64> {
+        let before = self.all().await;
+        self.deliver().await;
+        let mut after = self.all().await;
+        for (k, n) in before {
+            let left = after.get(&k).copied().unwrap_or(0) - n;
+            if left == 0 {
+                after.remove(&k);
+            } else {
+                after.insert(k, left);
+            }
+        }
+        after
+    }
+
+    async fn gql(&self, who: Option<&Session>, query: &str, vars: Value) -> Value {
+        self.app
+            .gql(who.map(|s| s.access.as_str()), query, vars)
+            .await
+    }
+
+    /// Follows (or unfollows) and returns the thread as the answer shows it.
+    async fn follow(&self, who: &Session, thread: &str, on: bool) -> Value {
+        let (q, field) = if on {
+            (FOLLOW, "followThread")
+        } else {
+            (UNFOLLOW, "unfollowThread")
+        };
+        let r = self.gql(Some(who), q, json!({ "id": thread })).await;
+        assert!(r["errors"].is_null(), "{r}");
+        r["data"][field]["thread"].clone()
+    }
+
+    async fn reply(&self, who: &Session, thread: &str, parent: Option<&str>) -> String {
+        let r = self
+            .gql(
+                Some(who),
+                REPLY,
+                json!({"i": {"threadId": thread, "parentPostId": parent, "body": "A reply."}}),
+            )
+            .await;
+        r["data"]["replyToThread"]["post"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("replyToThread failed: {r}"))
+            .to_string()
+    }
+}
+
+fn expect(pairs: &[(&Session, &str)]) -> BTreeMap<(String, String), i64> {
+    pairs
+        .iter()
+        .map(|(s, k)| ((s.user_id.clone(), k.to_string()), 1))
+        .collect()
+}
+
+#[tokio::test]
+async fn following_is_idempotent_and_counted() {
+    let h = Harness::new().await;
+    let official = h
+        .with_role("official@example.org", "Olu", Role::Official)
+        .await;
+    let ann = h.user("ann@example.org", "Ann").await;
+    let bob = h.user("bob@example.org", "Bob").await;
+    let commitment = create_commitment(&h.app, &official, "UK0101", "Open budgets").await;
+    let (thread, _) = thread_on(
+        &h.app,
+        &official,
+        json!({ "commitmentId": commitment }),
+        "Budget lines",
+    )
+    .await;
+
+    assert_eq!(
+        h.follow(&ann, &thread, true).await,
+        json!({"followerCount": 1, "viewerIsFollowing": true})
+    );
+    assert_eq!(
+        h.follow(&ann, &thread, true).await,
+        json!({"followerCount": 1, "viewerIsFollowing": true})
+    );
+    assert_eq!(
+        h.follow(&bob, &thread, true).await,
+        json!({"followerCount": 2, "viewerIsFollowing": true})
+    );
+    assert_eq!(
+        h.follow(&ann, &thread, false).await,
+        json!({"followerCount": 1, "viewerIsFollowing": false})
+    );
+    assert_eq!(
+        h.follow(&ann, &thread, false).await,
+        json!({"followerCount": 1, "viewerIsFollowing": false})
+    );
+    // Others read the count; only the follower reads true.
+    let read = |who: Option<Session>| {
+        let h = &h;
+        let thread = thread.clone();
+        async move {
+            let r = h.gql(who.as_ref(), READ, json!({ "id": thread })).await;
+            r["data"]["thread"].clone()
+        }
+    };
+    assert_eq!(
+        read(Some(bob.clone())).await,
+        json!({"followerCount": 1, "viewerIsFollowing": true})
+    );
+    assert_eq!(
+        read(Some(ann.clone())).await,
+        json!({"followerCount": 1, "viewerIsFollowing": false})
+    );
+    assert_eq!(
+        read(None).await,
+        json!({"followerCount": 1, "viewerIsFollowing": false})
+    );
+    // Anonymous viewers cannot follow.
+    let r = h.gql(None, FOLLOW, json!({ "id": thread })).await;
+    assert_eq!(error_code(&r), "UNAUTHENTICATED", "{r}");
+}
+
+#[tokio::test]
+async fn only_those_who_may_read_a_thread_may_follow_it() {
+    let h = Harness::new().await;
+    let org = h
+        .with_role("org@example.org", "Orla", Role::Organiser)
+        .await;
+    let ann = h.user("ann@example.org", "Ann").await;
+    let bob = h.user("bob@example.org", "Bob").await;
+    let g = group(&h.app, &org, "inner-circle", "PRIVATE").await;
+    join(&h.app, &ann, &g).await;
+    let (thread, _) = thread_on(&h.app, &org, json!({ "workingGroupId": g }), "Members only").await;
+
+    let r = h.gql(Some(&bob), FOLLOW, json!({ "id": thread })).await;
+    assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
+    assert_eq!(
+        h.follow(&ann, &thread, true).await,
+        json!({"followerCount": 1, "viewerIsFollowing": true})
+    );
+
+    // A new post reaches the member who follows, and nobody outside.
+    h.reply(&org, &thread, None).await;
+    assert_eq!(h.delivered().await, expect(&[(&ann, "THREAD_POST")]));
+
+    // Once she has left the group she no longer hears of it, though she still follows.
+    let r = h
+        .gql(
+            Some(&ann),
+            "mutation($id: ID!) { leaveWorkingGroup(id: $id) { workingGroup { id } } }",
+            json!({ "id": g }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    h.reply(&org, &thread, None).await;
+    assert!(h.delivered().await.is_empty());
+}
+
+#[tokio::test]
+async fn followers_hear_of_new_posts_once_and_never_of_their_own() {
+    let h = Harness::new().await;
+    let official = h
+        .with_role("official@example.org", "Olu", Role::Official)
+        .await;
+    let ann = h.user("ann@example.org", "Ann").await;
+    let bob = h.user("bob@example.org", "Bob").await;
+    let cid = h.user("cid@example.org", "Cid").await;
+    let dee = h.user("dee@example.org", "Dee").await;
+    let commitment = create_commitment(&h.app, &official, "UK0102", "Open budgets").await;
+    let (thread, _) = thread_on(
+        &h.app,
+        &ann,
+        json!({ "commitmentId": commitment }),
+        "Budget lines",
+    )
+    .await;
+    assert!(h.delivered().await.is_empty());
+
+    // Cid never posted but follows; Ann, the author, follows her own thread too.
+    h.follow(&cid, &thread, true).await;
+    h.follow(&ann, &thread, true).await;
+
+    // Bob answers the thread: Ann hears once (a reply to her, though she also follows),
+    // Cid of a new post, Bob of nothing.
+    let bobs = h.reply(&bob, &thread, None).await;
+    assert_eq!(
+        h.delivered().await,
+        expect(&[(&ann, "POST_REPLY"), (&cid, "THREAD_POST")])
+    );
+
+    // Bob follows as well; Dee answers Bob: Bob hears once (replied to, poster and
+    // follower), Ann and Cid of a new post.
+    h.follow(&bob, &thread, true).await;
+    h.reply(&dee, &thread, Some(&bobs)).await;
+    assert_eq!(
+        h.delivered().await,
+        expect(&[
+            (&bob, "POST_REPLY"),
+            (&ann, "THREAD_POST"),
+            (&cid, "THREAD_POST")
+        ])
+    );
+
+    // Cid posts himself: he is not told of it; after unfollowing, a poster still hears.
+    h.reply(&cid, &thread, None).await;
+    assert_eq!(
+        h.delivered().await,
+        expect(&[
+            (&ann, "POST_REPLY"),
+            (&bob, "THREAD_POST"),
+            (&dee, "THREAD_POST")
+        ])
+    );
+    h.follow(&cid, &thread, false).await;
+    h.reply(&dee, &thread, None).await;
+    assert_eq!(
+        h.delivered().await,
+        expect(&[
+            (&ann, "POST_REPLY"),
+            (&bob, "THREAD_POST"),
+            (&cid, "THREAD_POST")
+        ])
+    );
+}
