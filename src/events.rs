@@ -136,6 +136,19 @@ impl Events {
         }
     }
 
+    /// Publishes many events from background work (a notification fan-out), waiting for
+    /// room in the queue to other instances rather than dropping what does not fit: a
+    /// fan-out to 10,000 people would otherwise overflow it and leave most of them unheard
+    /// on other instances. Requests use `publish`, which never waits.
+    pub async fn publish_all(&self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            let _ = self.inner.local.send(event);
+            if let Some(pg) = &self.inner.postgres {
+                pg.notify_waiting(event).await;
+            }
+        }
+    }
+
     /// A receiver of every event from now on. On PostgreSQL the first call starts this
     /// instance's listener.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -165,23 +178,40 @@ impl Events {
 }
 
 impl Postgres {
+    /// The queue to the notifier task, started on first use.
+    fn sender(&self) -> Option<&mpsc::Sender<Event>> {
+        self.notify
+            .get_or_init(|| {
+                let handle = tokio::runtime::Handle::try_current().ok()?;
+                let (tx, rx) = mpsc::channel(NOTIFY_QUEUE);
+                handle.spawn(notifier(
+                    self.pool.clone(),
+                    self.instance,
+                    rx,
+                    self.stop.clone(),
+                ));
+                Some(tx)
+            })
+            .as_ref()
+    }
+
     fn notify(&self, event: Event) {
-        let sender = self.notify.get_or_init(|| {
-            let handle = tokio::runtime::Handle::try_current().ok()?;
-            let (tx, rx) = mpsc::channel(NOTIFY_QUEUE);
-            handle.spawn(notifier(
-                self.pool.clone(),
-                self.instance,
-                rx,
-                self.stop.clone(),
-            ));
-            Some(tx)
-        });
-        let Some(sender) = sender else {
+        let Some(sender) = self.sender() else {
             tracing::warn!(?event, "no runtime to notify other instances from");
             return;
         };
         if let Err(e) = sender.try_send(event) {
+            tracing::warn!(?event, error = %e, "live event not sent to other instances");
+        }
+    }
+
+    /// Like `notify`, but waits while the queue is full.
+    async fn notify_waiting(&self, event: Event) {
+        let Some(sender) = self.sender() else {
+            tracing::warn!(?event, "no runtime to notify other instances from");
+            return;
+        };
+        if let Err(e) = sender.send(event).await {
             tracing::warn!(?event, error = %e, "live event not sent to other instances");
         }
     }

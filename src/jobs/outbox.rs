@@ -286,12 +286,12 @@ impl OutboxWorker {
         }
         tx.commit().await?;
         tracing::info!(id = %row.id, template = %row.template, notifications = written.len(), mails, "notification event delivered");
-        for n in written {
-            self.events.publish(Event::NotificationAdded {
+        self.events
+            .publish_all(written.into_iter().map(|n| Event::NotificationAdded {
                 user_id: n.recipient_id,
                 id: n.id,
-            });
-        }
+            }))
+            .await;
         Ok(true)
     }
 

@@ -759,3 +759,40 @@ async fn a_reply_notifies_its_parents_author_over_the_socket() {
         "the actor is not notified of their own reply"
     );
 }
+
+/// A fan-out's burst of events (more than the queue to other instances holds) all reach
+/// another instance: background publishing waits for room instead of dropping.
+#[tokio::test]
+async fn a_large_fan_out_reaches_other_instances_whole() {
+    if !is_postgres() {
+        eprintln!("skipped: cross-instance delivery needs PostgreSQL (CONVENE_TEST_DATABASE_URL)");
+        return;
+    }
+    let app = spawn_app().await;
+    let here = convene::events::Events::for_database(&app.db);
+    let there = convene::events::Events::for_database(&app.db);
+    let mut heard = there.subscribe();
+    there.ready().await;
+    const N: usize = 6_000;
+    let user_id = uuid::Uuid::now_v7();
+    let counter = tokio::spawn(async move {
+        let mut ids = std::collections::HashSet::new();
+        while ids.len() < N {
+            match tokio::time::timeout(std::time::Duration::from_secs(30), heard.recv()).await {
+                Ok(Ok(convene::events::Event::NotificationAdded { id, .. })) => {
+                    ids.insert(id);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("the listening instance lost events: {e}"),
+                Err(_) => break,
+            }
+        }
+        ids.len()
+    });
+    here.publish_all((0..N).map(|_| convene::events::Event::NotificationAdded {
+        user_id,
+        id: uuid::Uuid::now_v7(),
+    }))
+    .await;
+    assert_eq!(counter.await.unwrap(), N);
+}
