@@ -13,6 +13,8 @@ mod cli;
 mod commitments;
 // Threads and posts (issue 9).
 mod discussions;
+// The daily digest (issue 10).
+mod digest;
 mod graphiql;
 // Working groups and meet-ups.
 mod groups;
