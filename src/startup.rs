@@ -195,7 +195,13 @@ impl Application {
             // Daily digests.
             tokio::spawn(crate::jobs::digest::run(
                 self.state.services.clone(),
-                Duration::from_secs(self.state.settings.notifications.digest_interval_secs.max(1)),
+                Duration::from_secs(
+                    self.state
+                        .settings
+                        .notifications
+                        .digest_interval_secs
+                        .max(1),
+                ),
                 cancel.child_token(),
             )),
         ]

@@ -216,7 +216,9 @@ async fn resolve<C: ConnectionTrait>(
     let mut s = Subjects::default();
     let mut commitment_ids = HashSet::new();
     let mut thread_ids = HashSet::new();
-    let mut group_ids: HashSet<Uuid> = ids_of(rows, SubjectType::WorkingGroup).into_iter().collect();
+    let mut group_ids: HashSet<Uuid> = ids_of(rows, SubjectType::WorkingGroup)
+        .into_iter()
+        .collect();
 
     let suggestions: Vec<(Uuid, Uuid)> =
         in_chunks(conn, &ids_of(rows, SubjectType::Suggestion), |c| {
@@ -231,13 +233,14 @@ async fn resolve<C: ConnectionTrait>(
         commitment_ids.insert(commitment_id);
         s.place.insert(
             id,
-            (Section::Commitment(commitment_id), format!("suggestions/{id}")),
+            (
+                Section::Commitment(commitment_id),
+                format!("suggestions/{id}"),
+            ),
         );
     }
-    let updates: Vec<(Uuid, Uuid)> = in_chunks(
-        conn,
-        &ids_of(rows, SubjectType::CommitmentUpdate),
-        |c| {
+    let updates: Vec<(Uuid, Uuid)> =
+        in_chunks(conn, &ids_of(rows, SubjectType::CommitmentUpdate), |c| {
             commitment_update::Entity::find()
                 .select_only()
                 .columns([
@@ -246,9 +249,8 @@ async fn resolve<C: ConnectionTrait>(
                 ])
                 .filter(commitment_update::Column::Id.is_in(c.iter().copied()))
                 .into_tuple()
-        },
-    )
-    .await?;
+        })
+        .await?;
     for (id, commitment_id) in updates {
         commitment_ids.insert(commitment_id);
         s.place.insert(
@@ -256,15 +258,14 @@ async fn resolve<C: ConnectionTrait>(
             (Section::Commitment(commitment_id), format!("updates/{id}")),
         );
     }
-    let posts: Vec<(Uuid, Uuid)> =
-        in_chunks(conn, &ids_of(rows, SubjectType::Post), |c| {
-            post::Entity::find()
-                .select_only()
-                .columns([post::Column::Id, post::Column::ThreadId])
-                .filter(post::Column::Id.is_in(c.iter().copied()))
-                .into_tuple()
-        })
-        .await?;
+    let posts: Vec<(Uuid, Uuid)> = in_chunks(conn, &ids_of(rows, SubjectType::Post), |c| {
+        post::Entity::find()
+            .select_only()
+            .columns([post::Column::Id, post::Column::ThreadId])
+            .filter(post::Column::Id.is_in(c.iter().copied()))
+            .into_tuple()
+    })
+    .await?;
     for (id, thread_id) in posts {
         thread_ids.insert(thread_id);
         s.place.insert(
@@ -275,15 +276,14 @@ async fn resolve<C: ConnectionTrait>(
             ),
         );
     }
-    let meetups: Vec<(Uuid, Uuid)> =
-        in_chunks(conn, &ids_of(rows, SubjectType::Meetup), |c| {
-            meetup::Entity::find()
-                .select_only()
-                .columns([meetup::Column::Id, meetup::Column::WorkingGroupId])
-                .filter(meetup::Column::Id.is_in(c.iter().copied()))
-                .into_tuple()
-        })
-        .await?;
+    let meetups: Vec<(Uuid, Uuid)> = in_chunks(conn, &ids_of(rows, SubjectType::Meetup), |c| {
+        meetup::Entity::find()
+            .select_only()
+            .columns([meetup::Column::Id, meetup::Column::WorkingGroupId])
+            .filter(meetup::Column::Id.is_in(c.iter().copied()))
+            .into_tuple()
+    })
+    .await?;
     for (id, group_id) in meetups {
         group_ids.insert(group_id);
         s.place.insert(
@@ -303,32 +303,34 @@ async fn resolve<C: ConnectionTrait>(
         }
     }
     let thread_ids: Vec<Uuid> = thread_ids.into_iter().collect();
-    let threads: Vec<(Uuid, String, bool)> =
-        in_chunks(conn, &thread_ids, |c| {
-            thread::Entity::find()
-                .select_only()
-                .columns([thread::Column::Id, thread::Column::Title, thread::Column::Hidden])
-                .filter(thread::Column::Id.is_in(c.iter().copied()))
-                .into_tuple()
-        })
-        .await?;
+    let threads: Vec<(Uuid, String, bool)> = in_chunks(conn, &thread_ids, |c| {
+        thread::Entity::find()
+            .select_only()
+            .columns([
+                thread::Column::Id,
+                thread::Column::Title,
+                thread::Column::Hidden,
+            ])
+            .filter(thread::Column::Id.is_in(c.iter().copied()))
+            .into_tuple()
+    })
+    .await?;
     for (id, title, hidden) in threads {
         s.threads.insert(id, (title, hidden));
     }
     let group_ids: Vec<Uuid> = group_ids.into_iter().collect();
-    let groups: Vec<(Uuid, String, String)> =
-        in_chunks(conn, &group_ids, |c| {
-            working_group::Entity::find()
-                .select_only()
-                .columns([
-                    working_group::Column::Id,
-                    working_group::Column::Name,
-                    working_group::Column::Slug,
-                ])
-                .filter(working_group::Column::Id.is_in(c.iter().copied()))
-                .into_tuple()
-        })
-        .await?;
+    let groups: Vec<(Uuid, String, String)> = in_chunks(conn, &group_ids, |c| {
+        working_group::Entity::find()
+            .select_only()
+            .columns([
+                working_group::Column::Id,
+                working_group::Column::Name,
+                working_group::Column::Slug,
+            ])
+            .filter(working_group::Column::Id.is_in(c.iter().copied()))
+            .into_tuple()
+    })
+    .await?;
     for (id, name, slug) in groups {
         s.groups.insert(id, (name, slug));
     }
@@ -490,8 +492,12 @@ async fn run_batch(
     // person's digest holds.
     let mut skipped_people = Vec::new();
     let mut drop_ids: Vec<Uuid> = Vec::new();
-    let mut plans: Vec<(&Due, &(String, String, bool), Vec<&notification::Model>, Vec<Uuid>)> =
-        Vec::new();
+    let mut plans: Vec<(
+        &Due,
+        &(String, String, bool),
+        Vec<&notification::Model>,
+        Vec<Uuid>,
+    )> = Vec::new();
     for d in batch {
         let rows = by_person.remove(&d.user_id).unwrap_or_default();
         let person = match people.get(&d.user_id) {
@@ -654,4 +660,47 @@ async fn mark_sent<C: ConnectionTrait>(
     let backend = conn.get_database_backend();
     conn.execute_raw(backend.build(&q)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn the_moment_is_the_local_hour_through_daylight_saving_changes() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        // Winter (UTC-5) and summer (UTC-4).
+        assert_eq!(
+            scheduled_at(ny, day(2027, 1, 14), 8),
+            utc(2027, 1, 14, 13, 0)
+        );
+        assert_eq!(
+            scheduled_at(ny, day(2027, 7, 14), 8),
+            utc(2027, 7, 14, 12, 0)
+        );
+        // 02:00 does not exist on 14 March 2027: the clocks jump to 03:00 EDT.
+        assert_eq!(
+            scheduled_at(ny, day(2027, 3, 14), 2),
+            utc(2027, 3, 14, 7, 0)
+        );
+        // 01:00 happens twice on 7 November 2027: the first one (EDT) counts.
+        assert_eq!(
+            scheduled_at(ny, day(2027, 11, 7), 1),
+            utc(2027, 11, 7, 5, 0)
+        );
+        let london: Tz = "Europe/London".parse().unwrap();
+        assert_eq!(
+            scheduled_at(london, day(2027, 3, 28), 1),
+            utc(2027, 3, 28, 1, 0)
+        );
+        assert_eq!(
+            scheduled_at(london, day(2027, 1, 14), 8),
+            utc(2027, 1, 14, 8, 0)
+        );
+    }
 }

@@ -185,12 +185,20 @@ fn at(hay: &str, needle: &str) -> usize {
 async fn a_digest_groups_by_commitment_group_and_thread_newest_first() {
     let h = Harness::new().await;
     let official = h.user("official@example.org", "Olu").await;
-    h.app.make_role("official@example.org", Role::Official).await;
+    h.app
+        .make_role("official@example.org", Role::Official)
+        .await;
     let org = h.user("org@example.org", "Orla").await;
     h.app.make_role("org@example.org", Role::Organiser).await;
     let ann = h.user("ann@example.org", "Ann <Reader>").await;
     let bob = h.user("bob@example.org", "Bob").await;
-    let base = h.app.settings.public.base_url.trim_end_matches('/').to_string();
+    let base = h
+        .app
+        .settings
+        .public
+        .base_url
+        .trim_end_matches('/')
+        .to_string();
 
     // Real events, delivered by the worker: Ann follows a commitment, joins a group, and
     // starts a thread with a hostile title.
@@ -314,7 +322,10 @@ async fn a_digest_groups_by_commitment_group_and_thread_newest_first() {
             group_at < commitment_at && commitment_at < update_at,
             "{body}"
         );
-        assert!(update_at < suggestion_at && suggestion_at < thread_at, "{body}");
+        assert!(
+            update_at < suggestion_at && suggestion_at < thread_at,
+            "{body}"
+        );
         assert!(body.contains(&format!("{base}/meetups/{meetup}")));
         assert!(body.contains(&format!("{base}/groups/data-users")));
         assert!(body.contains(&format!("{base}/commitments/UK0101")));
@@ -328,7 +339,12 @@ async fn a_digest_groups_by_commitment_group_and_thread_newest_first() {
     assert!(m.html.contains("Hello Ann &lt;Reader&gt;,"), "{}", m.html);
     assert!(!m.html.contains("<script>"), "{}", m.html);
     assert!(!m.html.contains("<Reader>"));
-    assert!(m.html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{}", m.html);
+    assert!(
+        m.html
+            .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{}",
+        m.html
+    );
 
     // The unsubscribe link stops the digest, for Ann.
     let marker = format!("{base}/unsubscribe/");
@@ -358,7 +374,9 @@ async fn a_digest_is_never_empty_and_skips_what_is_off_or_undeliverable() {
     let eight = utc(2027, 1, 14, 8, 0);
 
     // Ann has nothing pending (a notification already read about is not a candidate).
-    let old = h.pending(&ann, Kind::RoleChanged, "Old news", morning).await;
+    let old = h
+        .pending(&ann, Kind::RoleChanged, "Old news", morning)
+        .await;
     notification::Entity::update_many()
         .col_expr(notification::Column::DigestPending, Expr::value(false))
         .filter(notification::Column::Id.eq(old))
@@ -389,8 +407,10 @@ async fn a_digest_is_never_empty_and_skips_what_is_off_or_undeliverable() {
     .exec(&h.app.db)
     .await
     .unwrap();
-    h.pending(&dee, Kind::RoleChanged, "Dee news", morning).await;
-    h.pending(&eve, Kind::RoleChanged, "Eve news", morning).await;
+    h.pending(&dee, Kind::RoleChanged, "Dee news", morning)
+        .await;
+    h.pending(&eve, Kind::RoleChanged, "Eve news", morning)
+        .await;
 
     let run = h.digest_at(eight).await;
     assert_eq!(
@@ -426,8 +446,13 @@ async fn a_digest_is_never_empty_and_skips_what_is_off_or_undeliverable() {
 async fn a_digest_goes_once_a_day_even_when_runs_race() {
     let h = Harness::new().await;
     let ann = h.user("ann@example.org", "Ann").await;
-    h.pending(&ann, Kind::RoleChanged, "First news", utc(2027, 1, 14, 6, 0))
-        .await;
+    h.pending(
+        &ann,
+        Kind::RoleChanged,
+        "First news",
+        utc(2027, 1, 14, 6, 0),
+    )
+    .await;
 
     // Two instances at 08:00 at once: one digest.
     let now = utc(2027, 1, 14, 8, 0);
@@ -440,8 +465,13 @@ async fn a_digest_goes_once_a_day_even_when_runs_race() {
     assert_eq!(h.digests_to("ann@example.org").len(), 1);
 
     // Later that day, something new: it waits for tomorrow, however often the job runs.
-    h.pending(&ann, Kind::RoleChanged, "Second news", utc(2027, 1, 14, 9, 0))
-        .await;
+    h.pending(
+        &ann,
+        Kind::RoleChanged,
+        "Second news",
+        utc(2027, 1, 14, 9, 0),
+    )
+    .await;
     for hour in [9, 12, 23] {
         let run = h.digest_at(utc(2027, 1, 14, hour, 30)).await;
         assert_eq!(run.queued, 0, "{run:?}");
@@ -455,8 +485,13 @@ async fn a_digest_goes_once_a_day_even_when_runs_race() {
         "UPDATE notification_preferences SET last_digest_on = NULL",
     )
     .await;
-    h.pending(&ann, Kind::RoleChanged, "Early news", utc(2027, 1, 14, 7, 0))
-        .await;
+    h.pending(
+        &ann,
+        Kind::RoleChanged,
+        "Early news",
+        utc(2027, 1, 14, 7, 0),
+    )
+    .await;
     let run = h.digest_at(utc(2027, 1, 14, 23, 45)).await;
     assert_eq!((run.due, run.queued), (1, 0), "{run:?}");
     assert_eq!(h.digests_to("ann@example.org").len(), 1);
@@ -491,15 +526,24 @@ async fn a_digest_goes_at_the_hour_in_the_persons_time_zone() {
     .await;
     h.prefs(&cid, |p| p.digest_hour = Some(18)).await;
     for who in [&ann, &bob, &cid] {
-        h.pending(who, Kind::RoleChanged, "Before dawn", utc(2027, 1, 14, 5, 0))
-            .await;
+        h.pending(
+            who,
+            Kind::RoleChanged,
+            "Before dawn",
+            utc(2027, 1, 14, 5, 0),
+        )
+        .await;
     }
     // Bob's second item comes after his moment: tomorrow's.
-    h.pending(&bob, Kind::RoleChanged, "After breakfast", utc(2027, 1, 14, 8, 30))
-        .await;
+    h.pending(
+        &bob,
+        Kind::RoleChanged,
+        "After breakfast",
+        utc(2027, 1, 14, 8, 30),
+    )
+    .await;
     let sent = |h: &Harness| {
-        ["ann", "bob", "cid"]
-            .map(|w| h.digests_to(&format!("{w}@example.org")).len())
+        ["ann", "bob", "cid"].map(|w| h.digests_to(&format!("{w}@example.org")).len())
     };
 
     assert_eq!(h.digest_at(utc(2027, 1, 14, 7, 59)).await.queued, 0);
@@ -521,8 +565,13 @@ async fn a_digest_goes_at_the_hour_in_the_persons_time_zone() {
 
     // Past midnight UTC it is still the 14th in New York: Ann's day is done. Bob's waiting
     // item goes at 08:00 on the 15th.
-    h.pending(&ann, Kind::RoleChanged, "Evening in New York", utc(2027, 1, 15, 1, 0))
-        .await;
+    h.pending(
+        &ann,
+        Kind::RoleChanged,
+        "Evening in New York",
+        utc(2027, 1, 15, 1, 0),
+    )
+    .await;
     assert_eq!(h.digest_at(utc(2027, 1, 15, 2, 0)).await.queued, 0);
     assert_eq!(h.digest_at(utc(2027, 1, 15, 8, 0)).await.queued, 1);
     assert_eq!(sent(&h), [1, 2, 1]);
@@ -534,8 +583,13 @@ async fn a_digest_goes_at_the_hour_in_the_persons_time_zone() {
     assert_eq!(h.last_digest_on(&ann).await.as_deref(), Some("2027-01-15"));
 
     // In summer London is an hour ahead of UTC: Bob's 08:00 is 07:00 UTC.
-    h.pending(&bob, Kind::RoleChanged, "Summer news", utc(2027, 7, 14, 5, 0))
-        .await;
+    h.pending(
+        &bob,
+        Kind::RoleChanged,
+        "Summer news",
+        utc(2027, 7, 14, 5, 0),
+    )
+    .await;
     assert_eq!(h.digest_at(utc(2027, 7, 14, 6, 59)).await.queued, 0);
     assert_eq!(h.digest_at(utc(2027, 7, 14, 7, 0)).await.queued, 1);
     assert_eq!(sent(&h), [2, 3, 1]);
