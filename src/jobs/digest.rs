@@ -407,7 +407,7 @@ fn payload(
 ) -> Value {
     let base = settings.public.base_url.as_str();
     let mut sorted: Vec<&notification::Model> = items.to_vec();
-    sorted.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    sorted.sort_by_key(|n| std::cmp::Reverse((n.created_at, n.id)));
     let total = sorted.len();
     sorted.truncate(MAX_ITEMS);
     // Sections in the order of their first (newest) item.
@@ -451,6 +451,17 @@ fn payload(
     })
 }
 
+/// One person's digest, about to be queued.
+struct Planned<'a> {
+    due: &'a Due,
+    email: &'a str,
+    name: &'a str,
+    /// The items it lists.
+    include: Vec<&'a notification::Model>,
+    /// Items in a group now OFF: no longer waiting, and not listed.
+    off: Vec<Uuid>,
+}
+
 /// Queues the digests of one batch of people due (at most `CHUNK`), in one transaction:
 /// their mails, their included items marked sent, and the day of their last digest.
 /// Returns (digests queued, people skipped).
@@ -492,12 +503,7 @@ async fn run_batch(
     // person's digest holds.
     let mut skipped_people = Vec::new();
     let mut drop_ids: Vec<Uuid> = Vec::new();
-    let mut plans: Vec<(
-        &Due,
-        &(String, String, bool),
-        Vec<&notification::Model>,
-        Vec<Uuid>,
-    )> = Vec::new();
+    let mut plans: Vec<Planned> = Vec::new();
     for d in batch {
         let rows = by_person.remove(&d.user_id).unwrap_or_default();
         let person = match people.get(&d.user_id) {
@@ -521,12 +527,20 @@ async fn run_batch(
         if include.is_empty() {
             drop_ids.extend(off);
         } else {
-            plans.push((d, person, include, off));
+            plans.push(Planned {
+                due: d,
+                email: &person.0,
+                name: &person.1,
+                include,
+                off,
+            });
         }
     }
 
-    let included: Vec<&notification::Model> =
-        plans.iter().flat_map(|p| p.2.iter().copied()).collect();
+    let included: Vec<&notification::Model> = plans
+        .iter()
+        .flat_map(|p| p.include.iter().copied())
+        .collect();
     let subjects = resolve(&tx, &included).await?;
 
     // The mails, in one statement; a key already there (another instance, or an earlier
@@ -554,14 +568,21 @@ async fn run_batch(
                     .to_owned(),
             )
             .returning(Query::returning().column(outbox::Column::IdempotencyKey));
-        for (d, (email, name, _), include, _) in &plans {
+        for Planned {
+            due: d,
+            email,
+            name,
+            include,
+            ..
+        } in &plans
+        {
             let status: sea_orm::Value =
                 sea_orm::ActiveEnum::to_value(&outbox::Status::Pending).into();
             q.values_panic([
                 Uuid::now_v7().into(),
                 digest_key(d).into(),
                 crate::services::outbox::KIND_EMAIL.into(),
-                email.clone().into(),
+                email.to_string().into(),
                 TEMPLATE.into(),
                 payload(settings, keys, d, name, include, &subjects)
                     .to_string()
@@ -579,7 +600,13 @@ async fn run_batch(
     }
     let mut done_ids = drop_ids;
     let mut sent_to: Vec<&Due> = Vec::new();
-    for (d, _, include, off) in &plans {
+    for Planned {
+        due: d,
+        include,
+        off,
+        ..
+    } in &plans
+    {
         if queued_keys.contains(&digest_key(d)) {
             done_ids.extend(include.iter().map(|n| n.id));
             done_ids.extend(off.iter().copied());
@@ -624,7 +651,7 @@ async fn mark_sent<C: ConnectionTrait>(
     let defaults = Prefs::defaults(settings);
     let pref = |p: EmailPreference| -> sea_orm::sea_query::SimpleExpr {
         let v: sea_orm::Value = sea_orm::ActiveEnum::to_value(&p).into();
-        Expr::val(v).into()
+        Expr::val(v)
     };
     let mut q = Query::insert();
     q.into_table(notification_preference::Entity)
