@@ -598,8 +598,10 @@ async fn run_batch(
             queued_keys.insert(row.try_get_by_index::<String>(0)?);
         }
     }
+    // Items leave the queue only with the mail that lists them. The day is recorded for
+    // everyone planned: a key already there means that day's digest exists.
     let mut done_ids = drop_ids;
-    let mut sent_to: Vec<&Due> = Vec::new();
+    let mut queued = 0;
     for Planned {
         due: d,
         include,
@@ -610,9 +612,10 @@ async fn run_batch(
         if queued_keys.contains(&digest_key(d)) {
             done_ids.extend(include.iter().map(|n| n.id));
             done_ids.extend(off.iter().copied());
-            sent_to.push(d);
+            queued += 1;
         }
     }
+    let sent_to: Vec<&Due> = plans.iter().map(|p| p.due).collect();
     for chunk in done_ids.chunks(CHUNK) {
         notification::Entity::update_many()
             .col_expr(notification::Column::DigestPending, Expr::value(false))
@@ -630,7 +633,7 @@ async fn run_batch(
     }
     mark_sent(&tx, &settings.notifications, &sent_to).await?;
     tx.commit().await?;
-    Ok((sent_to.len(), skipped_people.len()))
+    Ok((queued, skipped_people.len()))
 }
 
 fn digest_key(d: &Due) -> String {

@@ -478,8 +478,8 @@ async fn a_digest_goes_once_a_day_even_when_runs_race() {
     }
     assert_eq!(h.digests_to("ann@example.org").len(), 1);
 
-    // Even with the recorded day lost and the item queued again, the day's key holds: no
-    // second digest, and the item is left for tomorrow.
+    // Even with the recorded day lost, the day's key holds: no second digest, the item is
+    // left for tomorrow, and the day is recorded again.
     exec(
         &h.app.db,
         "UPDATE notification_preferences SET last_digest_on = NULL",
@@ -495,6 +495,8 @@ async fn a_digest_goes_once_a_day_even_when_runs_race() {
     let run = h.digest_at(utc(2027, 1, 14, 23, 45)).await;
     assert_eq!((run.due, run.queued), (1, 0), "{run:?}");
     assert_eq!(h.digests_to("ann@example.org").len(), 1);
+    assert_eq!(h.last_digest_on(&ann).await.as_deref(), Some("2027-01-14"));
+    assert_eq!(h.digest_at(utc(2027, 1, 14, 23, 50)).await.due, 0);
 
     // The next morning: one more, with what waited.
     let run = h.digest_at(utc(2027, 1, 15, 8, 0)).await;
