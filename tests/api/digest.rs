@@ -596,3 +596,104 @@ async fn a_digest_goes_at_the_hour_in_the_persons_time_zone() {
     assert_eq!(h.digest_at(utc(2027, 7, 14, 7, 0)).await.queued, 1);
     assert_eq!(sent(&h), [2, 3, 1]);
 }
+
+#[tokio::test]
+async fn a_digest_run_costs_the_same_statements_for_3_people_or_50() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let h = Harness::new().await;
+    let official = h.user("official@example.org", "Olu").await;
+    h.app
+        .make_role("official@example.org", Role::Official)
+        .await;
+    let commitment = create_commitment(&h.app, &official, "UK0102", "Open budgets").await;
+    let suggestion: Uuid = create_suggestion(&h.app, &official, &commitment, "Line items")
+        .await
+        .parse()
+        .unwrap();
+    // 60 accounts, written directly.
+    let now = Utc::now();
+    let people: Vec<Uuid> = (0..60).map(|_| Uuid::now_v7()).collect();
+    convene::entities::user::Entity::insert_many(people.iter().enumerate().map(|(i, id)| {
+        let email = format!("reader{i}@example.org");
+        convene::entities::user::ActiveModel::from(convene::entities::user::Model {
+            id: *id,
+            email: email.clone(),
+            email_normalized: email,
+            password_hash: "x".into(),
+            display_name: format!("Reader {i}"),
+            bio: String::new(),
+            organisation: String::new(),
+            sector: convene::entities::user::Sector::Individual,
+            role: Role::Member,
+            email_verified_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        })
+    }))
+    .exec_without_returning(&h.app.db)
+    .await
+    .unwrap();
+    let queue = |who: &[Uuid], day: u32| {
+        let rows: Vec<notification::ActiveModel> = who
+            .iter()
+            .flat_map(|p| {
+                [
+                    (SubjectType::Suggestion, suggestion, Kind::SuggestionCreated),
+                    (SubjectType::User, *p, Kind::RoleChanged),
+                ]
+                .map(|(t, subject, kind)| {
+                    let id = Uuid::now_v7();
+                    notification::ActiveModel::from(notification::Model {
+                        id,
+                        recipient_id: *p,
+                        event_key: format!("test:{id}"),
+                        kind,
+                        actor_id: None,
+                        subject_type: t,
+                        subject_id: subject,
+                        text: "News".into(),
+                        created_at: utc(2027, 1, day, 7, 0),
+                        read_at: None,
+                        digest_pending: true,
+                    })
+                })
+            })
+            .collect();
+        notification::Entity::insert_many(rows).exec_without_returning(&h.app.db)
+    };
+
+    let mut counted = convene::db::connect_url(&h.app.database_url, 2)
+        .await
+        .unwrap();
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = statements.clone();
+    counted.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut costs = Vec::new();
+    for (who, day) in [(&people[..3], 14), (&people[3..53], 15)] {
+        queue(who, day).await.unwrap();
+        statements.store(0, Ordering::SeqCst);
+        let run = digest::run_once(
+            &counted,
+            &h.app.settings,
+            &h.ctx.tokens,
+            utc(2027, 1, day, 8, 0),
+        )
+        .await
+        .unwrap();
+        assert_eq!(run.queued, who.len());
+        costs.push(statements.load(Ordering::SeqCst));
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "statements for 3 vs 50 people: {costs:?}"
+    );
+    assert!(costs[0] <= 12, "a digest run took {} statements", costs[0]);
+    h.deliver().await;
+    assert_eq!(h.digests_to("reader52@example.org").len(), 1);
+    assert!(h.digests_to("reader52@example.org")[0]
+        .text
+        .contains("UK0102: Open budgets"));
+}
