@@ -16,7 +16,7 @@
 //!   directory.
 //! - `CONVENE_BENCH_DIGEST_ACCOUNTS` (default `50000,5000`): account counts, one run each.
 //! - `CONVENE_BENCH_DIGEST_PENDING` (default 1000): accounts with something pending.
-//! - `CONVENE_BENCH_VERBOSE=1`: list the statements of the 08:00 run.
+//! - `CONVENE_BENCH_VERBOSE=1`: list the statements of the 07:59 and 08:00 runs, with their times.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -284,9 +284,11 @@ mod digest {
             db.set_metric_callback(move |info| {
                 statements.fetch_add(1, Ordering::SeqCst);
                 if verbose {
-                    log.lock()
-                        .unwrap()
-                        .push(info.statement.sql.chars().take(100).collect());
+                    log.lock().unwrap().push(format!(
+                        "{:>7.1} ms  {}",
+                        info.elapsed.as_secs_f64() * 1000.0,
+                        info.statement.sql.chars().take(90).collect::<String>()
+                    ));
                 }
             });
         }
@@ -372,7 +374,7 @@ mod digest {
                 "  run at {label}: considered {:>5}, due {:>5}, queued {:>5}: {:>8.1} ms, {:>3} SQL statements",
                 m.considered, m.due, m.queued, m.millis, m.statements
             );
-            if verbose && label == "08:00" {
+            if verbose && label != "08:05" {
                 for s in log.lock().unwrap().iter() {
                     println!("    {s}");
                 }
