@@ -198,6 +198,18 @@ impl Application {
                 self.state.settings.jobs.reminder_hours,
                 cancel.child_token(),
             )),
+            // Daily digests.
+            tokio::spawn(crate::jobs::digest::run(
+                self.state.services.clone(),
+                Duration::from_secs(
+                    self.state
+                        .settings
+                        .notifications
+                        .digest_interval_secs
+                        .max(1),
+                ),
+                cancel.child_token(),
+            )),
         ]
     }
 

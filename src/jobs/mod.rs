@@ -1,6 +1,7 @@
-//! Background work: the outbox worker (and, later, digests and reminders). It runs inside
+//! Background work: the outbox worker, daily digests, reminders and trending. It runs inside
 //! `convene serve` by default, or alone as `convene worker`.
 
+pub mod digest;
 pub mod outbox;
 pub mod reminders;
 pub mod trending;

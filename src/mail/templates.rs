@@ -77,6 +77,13 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/mail/meetup_reminder/body.txt"),
         include_str!("../../templates/mail/meetup_reminder/body.html"),
     ),
+    // Notifications.
+    (
+        "digest",
+        include_str!("../../templates/mail/digest/subject.txt"),
+        include_str!("../../templates/mail/digest/body.txt"),
+        include_str!("../../templates/mail/digest/body.html"),
+    ),
 ];
 
 pub struct Templates {

@@ -17,6 +17,8 @@ mod commitments;
 mod deliverability;
 // Threads and posts (issue 9).
 mod discussions;
+// The daily digest (issue 10).
+mod digest;
 mod graphiql;
 // Working groups and meet-ups.
 mod groups;
