@@ -224,6 +224,9 @@ pub struct JobSettings {
     pub enabled: bool,
     pub poll_interval_ms: u64,
     pub batch_size: u64,
+    /// Deliveries (mail, channel posts) of one batch in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u64,
     pub max_attempts: i32,
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
@@ -235,6 +238,10 @@ pub struct JobSettings {
     /// How long before a meet-up starts its reminder goes out.
     #[serde(default = "default_reminder_hours")]
     pub reminder_hours: i64,
+}
+
+fn default_concurrency() -> u64 {
+    10
 }
 
 fn default_reminder_interval() -> u64 {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use rand::Rng;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
@@ -53,12 +54,16 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long a claim holds its rows: `jobs.lease_secs`, or longer when a batch whose every
 /// attempt runs into the attempt timeout would outlive it. A lease that ran out mid-batch
-/// would let a second worker send the same mail again.
+/// would let a second worker send the same mail again. A batch's deliveries run
+/// `jobs.concurrency` at a time, so the worst batch is that many timeouts in parallel, one
+/// round after another.
 pub fn lease_for(settings: &JobSettings, attempt_timeout: Duration) -> Duration {
     let configured = Duration::from_secs(u64::try_from(settings.lease_secs).unwrap_or(0));
-    let batch = u32::try_from(settings.batch_size.max(1)).unwrap_or(u32::MAX);
+    let batch = settings.batch_size.max(1);
+    let rounds = batch.div_ceil(settings.concurrency.clamp(1, batch));
+    let rounds = u32::try_from(rounds).unwrap_or(u32::MAX);
     let worst_batch = attempt_timeout
-        .saturating_mul(batch)
+        .saturating_mul(rounds)
         .saturating_add(LEASE_MARGIN);
     configured.max(worst_batch)
 }
@@ -175,9 +180,20 @@ impl OutboxWorker {
         // notifications then list newest first as their events did.
         rows.sort_by_key(|r| (r.created_at, r.id));
         let n = rows.len();
-        for row in rows {
+        // Fan-outs one after another, in event order; then mail and channel posts
+        // `jobs.concurrency` at a time, since each mostly waits on a remote server.
+        let (fan_outs, sends): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|r| r.kind == KIND_NOTIFICATION);
+        for row in fan_outs {
             self.deliver(row, lease_token).await?;
         }
+        let concurrency = usize::try_from(self.settings.concurrency.max(1)).unwrap_or(1);
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(sends)
+            .map(|row| self.deliver(row, lease_token))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        results.into_iter().collect::<anyhow::Result<()>>()?;
         Ok(n)
     }
 
@@ -489,6 +505,7 @@ mod tests {
     fn the_lease_outlasts_a_batch_whose_every_attempt_times_out() {
         let mut s = defaults();
         s.batch_size = 20;
+        s.concurrency = 1;
         s.lease_secs = 300;
         let attempt = Duration::from_secs(30);
         // 20 × 30 s = 600 s would outlive the configured 300 s.
@@ -496,6 +513,17 @@ mod tests {
             lease_for(&s, attempt),
             Duration::from_secs(600) + LEASE_MARGIN
         );
+        // Four at a time: five rounds of 30 s.
+        s.concurrency = 4;
+        s.lease_secs = 0;
+        assert_eq!(
+            lease_for(&s, attempt),
+            Duration::from_secs(150) + LEASE_MARGIN
+        );
+        // More parallelism than rows is one round.
+        s.concurrency = 100;
+        assert_eq!(lease_for(&s, attempt), attempt + LEASE_MARGIN);
+        s.lease_secs = 300;
         // A configured lease longer than the worst batch is kept.
         s.lease_secs = 3600;
         assert_eq!(lease_for(&s, attempt), Duration::from_secs(3600));
