@@ -224,7 +224,7 @@ pub struct JobSettings {
     pub enabled: bool,
     pub poll_interval_ms: u64,
     pub batch_size: u64,
-    /// Deliveries (mail, channel posts) of one batch in flight at once.
+    /// Mails of one batch in flight at once (channel posts go one by one, in order).
     #[serde(default = "default_concurrency")]
     pub concurrency: u64,
     pub max_attempts: i32,

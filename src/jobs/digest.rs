@@ -26,10 +26,11 @@ use crate::db::begin_write;
 use crate::entities::notification::{self, SubjectType};
 use crate::entities::notification_preference::{self, EmailPreference};
 use crate::entities::{
-    commitment, commitment_update, meetup, outbox, post, suggestion, thread, user, working_group,
+    commitment, commitment_update, meetup, post, suggestion, thread, user, working_group,
 };
 use crate::services::notification_prefs::{self, Prefs};
 use crate::services::notifications::CHUNK;
+use crate::services::outbox::NewMail;
 use crate::services::unsubscribe::{self, Scope};
 use crate::services::{deliverability, Ctx};
 
@@ -545,59 +546,24 @@ async fn run_batch(
 
     // The mails, in one statement; a key already there (another instance, or an earlier
     // digest today) is not queued again, and that person's items stay as they are.
-    let mut queued_keys: HashSet<String> = HashSet::new();
-    if !plans.is_empty() {
-        let at = crate::db::now();
-        let mut q = Query::insert();
-        q.into_table(outbox::Entity)
-            .columns([
-                outbox::Column::Id,
-                outbox::Column::IdempotencyKey,
-                outbox::Column::Kind,
-                outbox::Column::Recipient,
-                outbox::Column::Template,
-                outbox::Column::Payload,
-                outbox::Column::Status,
-                outbox::Column::Attempts,
-                outbox::Column::NextAttemptAt,
-                outbox::Column::CreatedAt,
-            ])
-            .on_conflict(
-                OnConflict::column(outbox::Column::IdempotencyKey)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .returning(Query::returning().column(outbox::Column::IdempotencyKey));
-        for Planned {
-            due: d,
-            email,
-            name,
-            include,
-            ..
-        } in &plans
-        {
-            let status: sea_orm::Value =
-                sea_orm::ActiveEnum::to_value(&outbox::Status::Pending).into();
-            q.values_panic([
-                Uuid::now_v7().into(),
-                digest_key(d).into(),
-                crate::services::outbox::KIND_EMAIL.into(),
-                email.to_string().into(),
-                TEMPLATE.into(),
-                payload(settings, keys, d, name, include, &subjects)
-                    .to_string()
-                    .into(),
-                Expr::val(status),
-                0i32.into(),
-                at.into(),
-                at.into(),
-            ]);
-        }
-        let backend = tx.get_database_backend();
-        for row in tx.query_all_raw(backend.build(&q)).await? {
-            queued_keys.insert(row.try_get_by_index::<String>(0)?);
-        }
-    }
+    let mails = plans
+        .iter()
+        .map(
+            |Planned {
+                 due: d,
+                 email,
+                 name,
+                 include,
+                 ..
+             }| NewMail {
+                idempotency_key: digest_key(d),
+                recipient: email.to_string(),
+                template: TEMPLATE.to_string(),
+                payload: payload(settings, keys, d, name, include, &subjects),
+            },
+        )
+        .collect();
+    let queued_keys = crate::services::outbox::enqueue_mails(&tx, mails).await?;
     // Items leave the queue only with the mail that lists them. The day is recorded for
     // everyone planned: a key already there means that day's digest exists.
     let mut done_ids = drop_ids;

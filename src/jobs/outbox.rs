@@ -111,11 +111,16 @@ impl OutboxWorker {
     }
 
     /// Posts channel messages with `poster` (the site's `channels.*` settings). The lease
-    /// grows if a batch of channel posts that all time out would outlive it.
+    /// grows if a batch of channel posts that all time out would outlive it: they go one
+    /// by one, in order.
     pub fn with_channels(mut self, poster: Poster) -> Self {
+        let one_by_one = JobSettings {
+            concurrency: 1,
+            ..self.settings.clone()
+        };
         self.lease = self
             .lease
-            .max(lease_for(&self.settings, poster.attempt_timeout()));
+            .max(lease_for(&one_by_one, poster.attempt_timeout()));
         self.channels = poster;
         self
     }
@@ -180,19 +185,29 @@ impl OutboxWorker {
         // notifications then list newest first as their events did.
         rows.sort_by_key(|r| (r.created_at, r.id));
         let n = rows.len();
-        // Fan-outs one after another, in event order; then mail and channel posts
-        // `jobs.concurrency` at a time, since each mostly waits on a remote server.
-        let (fan_outs, sends): (Vec<_>, Vec<_>) =
+        // Fan-outs one after another, in event order. Then, side by side: channel posts one
+        // after another, so that a chat reads in event order, and mail `jobs.concurrency` at
+        // a time, since each mostly waits on the SMTP server.
+        let (fan_outs, rest): (Vec<_>, Vec<_>) =
             rows.into_iter().partition(|r| r.kind == KIND_NOTIFICATION);
         for row in fan_outs {
             self.deliver(row, lease_token).await?;
         }
+        let (posts, mails): (Vec<_>, Vec<_>) =
+            rest.into_iter().partition(|r| r.kind == KIND_CHANNEL);
         let concurrency = usize::try_from(self.settings.concurrency.max(1)).unwrap_or(1);
-        let results: Vec<anyhow::Result<()>> = futures::stream::iter(sends)
+        let in_order = async {
+            for row in posts {
+                self.deliver(row, lease_token).await?;
+            }
+            anyhow::Ok(())
+        };
+        let in_parallel = futures::stream::iter(mails)
             .map(|row| self.deliver(row, lease_token))
             .buffer_unordered(concurrency)
-            .collect()
-            .await;
+            .collect::<Vec<anyhow::Result<()>>>();
+        let (posted, results) = tokio::join!(in_order, in_parallel);
+        posted?;
         results.into_iter().collect::<anyhow::Result<()>>()?;
         Ok(n)
     }

@@ -12,20 +12,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::NotificationSettings;
-use crate::db::now;
 use crate::entities::notification::{Kind, SubjectType};
 use crate::entities::notification_preference::EmailPreference;
-use crate::entities::outbox::{self, Status};
 use crate::entities::{rsvp, user};
 use crate::services::notifications::{recipients, NewRow, Plan, CHUNK};
-use crate::services::outbox::KIND_EMAIL;
+use crate::services::outbox::NewMail;
 use crate::services::unsubscribe::{self, Scope};
 use crate::services::{deliverability, notification_prefs};
 
@@ -179,91 +176,58 @@ pub async fn queue_immediate<C: ConnectionTrait>(
             .collect(),
         _ => HashSet::new(),
     };
-    let at = now();
-    let status: sea_orm::Value = sea_orm::ActiveEnum::to_value(&Status::Pending).into();
-    let backend = conn.get_database_backend();
-    let mut queued = 0;
-    let due: Vec<&NewRow> = written
+    let mut mails = Vec::new();
+    for n in written
         .iter()
         .filter(|n| decisions.immediate.contains_key(&n.recipient_id))
-        .collect();
-    for chunk in due.chunks(CHUNK) {
-        let mut q = Query::insert();
-        q.into_table(outbox::Entity)
-            .columns([
-                outbox::Column::Id,
-                outbox::Column::IdempotencyKey,
-                outbox::Column::Kind,
-                outbox::Column::Recipient,
-                outbox::Column::Template,
-                outbox::Column::Payload,
-                outbox::Column::Status,
-                outbox::Column::Attempts,
-                outbox::Column::NextAttemptAt,
-                outbox::Column::CreatedAt,
-            ])
-            .on_conflict(
-                OnConflict::column(outbox::Column::IdempotencyKey)
-                    .do_nothing()
-                    .to_owned(),
-            );
-        let mut rows = 0;
-        for n in chunk {
-            let (Some((address, name)), Some(&audience)) = (
-                decisions.immediate.get(&n.recipient_id),
-                audience_of.get(&n.recipient_id),
-            ) else {
-                continue;
+    {
+        let (Some((address, name)), Some(&audience)) = (
+            decisions.immediate.get(&n.recipient_id),
+            audience_of.get(&n.recipient_id),
+        ) else {
+            continue;
+        };
+        let a = &plan.audiences[audience];
+        let group = a.kind.group();
+        let mut mail = serde_json::Map::new();
+        if let Some(shown) = shown {
+            mail.extend(shown.clone());
+        }
+        mail.extend(
+            json!({
+                "display_name": name,
+                "notification_id": n.id,
+                "kind": sea_orm::ActiveEnum::to_value(&a.kind),
+                "text": a.text,
+                "subject_title": subject_title,
+                "link": link,
+                "group_label": group.label(),
+                "unsubscribe_token": unsubscribe::token(&setup.keys, n.recipient_id, Scope::Group(group)),
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+        if let (Some(ics), Some(method)) = (
+            payload.get(crate::mail::ICS_KEY),
+            payload.get(crate::mail::ICS_METHOD_KEY),
+        ) {
+            let ics = match payload.get(ICS_WAITLISTED_KEY) {
+                Some(hidden) if waitlisted.contains(&n.recipient_id) => hidden,
+                _ => ics,
             };
-            let a = &plan.audiences[audience];
-            let group = a.kind.group();
-            let mut mail = serde_json::Map::new();
-            if let Some(shown) = shown {
-                mail.extend(shown.clone());
-            }
-            mail.extend(
-                json!({
-                    "display_name": name,
-                    "notification_id": n.id,
-                    "kind": sea_orm::ActiveEnum::to_value(&a.kind),
-                    "text": a.text,
-                    "subject_title": subject_title,
-                    "link": link,
-                    "group_label": group.label(),
-                    "unsubscribe_token": unsubscribe::token(&setup.keys, n.recipient_id, Scope::Group(group)),
-                })
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            );
-            if let (Some(ics), Some(method)) = (
-                payload.get(crate::mail::ICS_KEY),
-                payload.get(crate::mail::ICS_METHOD_KEY),
-            ) {
-                let ics = match payload.get(ICS_WAITLISTED_KEY) {
-                    Some(hidden) if waitlisted.contains(&n.recipient_id) => hidden,
-                    _ => ics,
-                };
-                mail.insert(crate::mail::ICS_KEY.into(), ics.clone());
-                mail.insert(crate::mail::ICS_METHOD_KEY.into(), method.clone());
-            }
-            q.values_panic([
-                Uuid::now_v7().into(),
-                format!("notify-mail:{}", n.id).into(),
-                KIND_EMAIL.into(),
-                address.clone().into(),
-                template_for(a.kind).into(),
-                Value::Object(mail).to_string().into(),
-                Expr::val(status.clone()),
-                0i32.into(),
-                at.into(),
-                at.into(),
-            ]);
-            rows += 1;
+            mail.insert(crate::mail::ICS_KEY.into(), ics.clone());
+            mail.insert(crate::mail::ICS_METHOD_KEY.into(), method.clone());
         }
-        if rows > 0 {
-            queued += conn.execute_raw(backend.build(&q)).await?.rows_affected();
-        }
+        mails.push(NewMail {
+            idempotency_key: format!("notify-mail:{}", n.id),
+            recipient: address.clone(),
+            template: template_for(a.kind).to_string(),
+            payload: Value::Object(mail),
+        });
     }
+    let queued = crate::services::outbox::enqueue_mails(conn, mails)
+        .await?
+        .len() as u64;
     Ok(queued)
 }

@@ -63,6 +63,67 @@ pub async fn mailbox_is_busy<C: ConnectionTrait>(
 /// Queues an email. The idempotency key names the event, the recipient and the kind of
 /// mail; queuing the same key twice keeps the first row, so one event never mails one
 /// person twice. Returns whether a new row was written.
+/// One email outbox row of a bulk write.
+pub struct NewMail {
+    pub idempotency_key: String,
+    pub recipient: String,
+    pub template: String,
+    pub payload: serde_json::Value,
+}
+
+/// Writes `mails` as pending email rows, `notifications::CHUNK` per multi-row INSERT; a key
+/// already there is skipped. Returns the keys written now.
+pub async fn enqueue_mails<C: ConnectionTrait>(
+    conn: &C,
+    mails: Vec<NewMail>,
+) -> Result<std::collections::HashSet<String>, sea_orm::DbErr> {
+    use sea_orm::sea_query::{Expr, OnConflict, Query};
+    let at = now();
+    let status: sea_orm::Value = sea_orm::ActiveEnum::to_value(&Status::Pending).into();
+    let backend = conn.get_database_backend();
+    let mut written = std::collections::HashSet::new();
+    for chunk in mails.chunks(crate::services::notifications::CHUNK) {
+        let mut q = Query::insert();
+        q.into_table(outbox::Entity)
+            .columns([
+                outbox::Column::Id,
+                outbox::Column::IdempotencyKey,
+                outbox::Column::Kind,
+                outbox::Column::Recipient,
+                outbox::Column::Template,
+                outbox::Column::Payload,
+                outbox::Column::Status,
+                outbox::Column::Attempts,
+                outbox::Column::NextAttemptAt,
+                outbox::Column::CreatedAt,
+            ])
+            .on_conflict(
+                OnConflict::column(outbox::Column::IdempotencyKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .returning(Query::returning().column(outbox::Column::IdempotencyKey));
+        for m in chunk {
+            q.values_panic([
+                Uuid::now_v7().into(),
+                m.idempotency_key.clone().into(),
+                KIND_EMAIL.into(),
+                m.recipient.clone().into(),
+                m.template.clone().into(),
+                m.payload.to_string().into(),
+                Expr::val(status.clone()),
+                0i32.into(),
+                at.into(),
+                at.into(),
+            ]);
+        }
+        for row in conn.query_all_raw(backend.build(&q)).await? {
+            written.insert(row.try_get_by_index::<String>(0)?);
+        }
+    }
+    Ok(written)
+}
+
 pub async fn enqueue_mail<C: ConnectionTrait>(
     conn: &C,
     idempotency_key: &str,
