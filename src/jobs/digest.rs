@@ -648,7 +648,8 @@ async fn mark_sent<C: ConnectionTrait>(
             pref(defaults.discussions),
             pref(defaults.meetups),
             pref(defaults.moderation),
-            defaults.time_zone.clone().into(),
+            // The site's default zone, whatever it is when the digest is read.
+            String::new().into(),
             d.local_date.clone().into(),
             at.into(),
         ]);

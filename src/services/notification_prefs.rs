@@ -34,6 +34,9 @@ pub struct Prefs {
     /// Whether the hour is the person's own choice (false: the site's default).
     pub digest_hour_chosen: bool,
     pub time_zone: String,
+    /// Whether the zone is the person's own choice (false: the site's default, stored as
+    /// an empty `time_zone`, so that a new default reaches them).
+    pub time_zone_chosen: bool,
     /// The local date (YYYY-MM-DD) of the last digest sent.
     pub last_digest_on: Option<String>,
 }
@@ -50,6 +53,7 @@ impl Prefs {
             digest_hour: settings.digest_hour.min(23),
             digest_hour_chosen: false,
             time_zone: settings.default_time_zone.clone(),
+            time_zone_chosen: false,
             last_digest_on: None,
         }
     }
@@ -67,7 +71,12 @@ impl Prefs {
                 .filter(|h| *h < 24)
                 .unwrap_or(settings.digest_hour.min(23)),
             digest_hour_chosen: row.digest_hour.is_some(),
-            time_zone: row.time_zone,
+            time_zone_chosen: !row.time_zone.is_empty(),
+            time_zone: if row.time_zone.is_empty() {
+                settings.default_time_zone.clone()
+            } else {
+                row.time_zone
+            },
             last_digest_on: row.last_digest_on,
         }
     }
@@ -198,6 +207,7 @@ pub async fn update(ctx: &Ctx, actor: &Actor, changes: Changes) -> AppResult<Pre
     }
     if let Some(z) = zone {
         prefs.time_zone = z;
+        prefs.time_zone_chosen = true;
     }
     save(&tx, actor.id, &prefs).await?;
     tx.commit().await?;
@@ -217,7 +227,11 @@ async fn save<C: ConnectionTrait>(conn: &C, user_id: Uuid, prefs: &Prefs) -> App
         digest_hour: Set(prefs
             .digest_hour_chosen
             .then(|| i32::try_from(prefs.digest_hour).unwrap_or(0))),
-        time_zone: Set(prefs.time_zone.clone()),
+        time_zone: Set(if prefs.time_zone_chosen {
+            prefs.time_zone.clone()
+        } else {
+            String::new()
+        }),
         last_digest_on: Set(None),
         updated_at: Set(now()),
     };
@@ -280,4 +294,41 @@ pub async fn unsubscribe(ctx: &Ctx, token: &str) -> AppResult<Option<Scope>> {
     tx.commit().await?;
     tracing::info!(user = %user_id, scope = scope.as_str(), "unsubscribed");
     Ok(Some(scope))
+}
+
+#[cfg(test)]
+mod default_zone_tests {
+    use super::*;
+
+    fn row(time_zone: &str) -> notification_preference::Model {
+        notification_preference::Model {
+            user_id: Uuid::nil(),
+            my_suggestions: EmailPreference::Off,
+            followed_commitments: EmailPreference::DailyDigest,
+            discussions: EmailPreference::DailyDigest,
+            meetups: EmailPreference::Immediate,
+            moderation: EmailPreference::DailyDigest,
+            digest_hour: None,
+            time_zone: time_zone.into(),
+            last_digest_on: Some("2026-11-27".into()),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_row_without_a_chosen_zone_follows_the_sites_default_as_it_is_now() {
+        let mut settings = NotificationSettings::default();
+        settings.default_time_zone = "Europe/Paris".into();
+        settings.digest_hour = 7;
+        let p = Prefs::from_row(row(""), &settings);
+        assert_eq!(p.time_zone, "Europe/Paris");
+        assert!(!p.time_zone_chosen);
+        assert_eq!(p.digest_hour, 7);
+        assert!(!p.digest_hour_chosen);
+        assert_eq!(p.my_suggestions, EmailPreference::Off);
+        // A chosen zone stays the person's own.
+        let p = Prefs::from_row(row("America/New_York"), &settings);
+        assert_eq!(p.time_zone, "America/New_York");
+        assert!(p.time_zone_chosen);
+    }
 }
