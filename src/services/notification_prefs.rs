@@ -317,9 +317,11 @@ mod default_zone_tests {
 
     #[test]
     fn a_row_without_a_chosen_zone_follows_the_sites_default_as_it_is_now() {
-        let mut settings = NotificationSettings::default();
-        settings.default_time_zone = "Europe/Paris".into();
-        settings.digest_hour = 7;
+        let settings = NotificationSettings {
+            default_time_zone: "Europe/Paris".into(),
+            digest_hour: 7,
+            ..Default::default()
+        };
         let p = Prefs::from_row(row(""), &settings);
         assert_eq!(p.time_zone, "Europe/Paris");
         assert!(!p.time_zone_chosen);
