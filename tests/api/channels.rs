@@ -16,9 +16,6 @@ use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use convene::entities::user::Role;
 use convene::entities::{meetup, outbox};
-use convene::jobs::outbox::OutboxWorker;
-use convene::mail::{Mailer, Templates};
-use convene::services::channels::Poster;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
@@ -99,63 +96,7 @@ async fn receive(
     StatusCode::from_u16(status).unwrap()
 }
 
-/// An app whose outbox is delivered only when the test says so.
-struct Harness {
-    app: TestApp,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        Self::with(|_| {}).await
-    }
-
-    async fn with(configure: impl FnOnce(&mut convene::config::Settings)) -> Self {
-        let app = spawn_app_with(|s| {
-            s.jobs.enabled = false;
-            configure(s);
-        })
-        .await;
-        Harness { app }
-    }
-
-    fn worker(&self) -> OutboxWorker {
-        let s = &self.app.settings;
-        let mailer = Mailer::new(
-            Templates::load().unwrap(),
-            Arc::new(self.app.mail.clone()),
-            &s.mail.from,
-            &s.public.base_url,
-        );
-        OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone()).with_channels(Poster::new(s))
-    }
-
-    /// Runs the worker until nothing is due.
-    async fn deliver(&self) {
-        let w = self.worker();
-        while w.run_once().await.expect("a worker round") > 0 {}
-    }
-
-    async fn user(&self, email: &str, name: &str) -> Session {
-        let r = self.app.sign_up(email, name).await;
-        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
-        self.deliver().await;
-        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
-        self.app.verify_email(&token).await;
-        self.app.logged_in(email).await
-    }
-
-    async fn with_role(&self, email: &str, name: &str, role: Role) -> Session {
-        let s = self.user(email, name).await;
-        self.app.make_role(email, role).await;
-        s
-    }
-
-    async fn gql(&self, who: &Session, query: &str, vars: Value) -> Value {
-        let r = self.app.gql(Some(&who.access), query, vars).await;
-        assert!(r["errors"].is_null(), "{query}: {r}");
-        r
-    }
-
     async fn group(
         &self,
         organiser: &Session,

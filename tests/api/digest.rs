@@ -11,10 +11,8 @@ use convene::entities::notification::{self, Kind, SubjectType};
 use convene::entities::notification_preference::{self, EmailPreference};
 use convene::entities::user::Role;
 use convene::jobs::digest::{self, DigestRun};
-use convene::jobs::outbox::OutboxWorker;
-use convene::mail::{Mailer, OutgoingMail, Templates};
+use convene::mail::OutgoingMail;
 use convene::services::unsubscribe::{self, Scope};
-use convene::services::Ctx;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{json, Value};
@@ -34,36 +32,7 @@ const SCHEDULE: &str =
     "mutation($i: ScheduleMeetupInput!) { scheduleMeetup(input: $i) { meetup { id } } }";
 const PUBLISH_UPDATE: &str = "mutation($i: PublishCommitmentUpdateInput!) { publishCommitmentUpdate(input: $i) { update { id } } }";
 
-struct Harness {
-    app: TestApp,
-    ctx: Ctx,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let app = spawn_app_with(|s| s.jobs.enabled = false).await;
-        let ctx =
-            convene::startup::services(Arc::new(app.settings.clone()), app.db.clone()).unwrap();
-        Harness { app, ctx }
-    }
-
-    fn worker(&self) -> OutboxWorker {
-        let s = &self.app.settings;
-        let mailer = Mailer::new(
-            Templates::load().unwrap(),
-            Arc::new(self.app.mail.clone()),
-            &s.mail.from,
-            &s.public.base_url,
-        );
-        OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone())
-    }
-
-    /// Runs the outbox worker until nothing is due.
-    async fn deliver(&self) {
-        let w = self.worker();
-        while w.run_once().await.expect("a worker round") > 0 {}
-    }
-
     /// One digest run at `now`, then the outbox delivered.
     async fn digest_at(&self, now: DateTime<Utc>) -> DigestRun {
         let r = digest::run_once(&self.app.db, &self.app.settings, &self.ctx.tokens, now)
@@ -79,21 +48,6 @@ impl Harness {
             .into_iter()
             .filter(|m| m.template == "digest")
             .collect()
-    }
-
-    async fn user(&self, email: &str, name: &str) -> Session {
-        let r = self.app.sign_up(email, name).await;
-        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
-        self.deliver().await;
-        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
-        self.app.verify_email(&token).await;
-        self.app.logged_in(email).await
-    }
-
-    async fn gql(&self, who: &Session, query: &str, vars: Value) -> Value {
-        let r = self.app.gql(Some(&who.access), query, vars).await;
-        assert!(r["errors"].is_null(), "{query}: {r}");
-        r
     }
 
     /// A notification waiting for `who`'s digest, written directly (for tests where the
@@ -120,7 +74,11 @@ impl Harness {
         id
     }
 
-    async fn prefs(&self, who: &Session, set: impl FnOnce(&mut notification_preference::Model)) {
+    async fn prefs_row(
+        &self,
+        who: &Session,
+        set: impl FnOnce(&mut notification_preference::Model),
+    ) {
         let mut row = notification_preference::Model {
             user_id: who.user_id.parse().unwrap(),
             my_suggestions: EmailPreference::DailyDigest,
@@ -384,11 +342,12 @@ async fn a_digest_is_never_empty_and_skips_what_is_off_or_undeliverable() {
         .await
         .unwrap();
     // Bob's only item is in a group he has since turned OFF.
-    h.prefs(&bob, |p| p.moderation = EmailPreference::Off).await;
+    h.prefs_row(&bob, |p| p.moderation = EmailPreference::Off)
+        .await;
     h.pending(&bob, Kind::RoleChanged, "Bob is a moderator", morning)
         .await;
     // Cid turned discussions OFF: only his moderation item goes.
-    h.prefs(&cid, |p| p.discussions = EmailPreference::Off)
+    h.prefs_row(&cid, |p| p.discussions = EmailPreference::Off)
         .await;
     h.pending(&cid, Kind::PostReply, "A reply Cid does not want", morning)
         .await;
@@ -521,12 +480,12 @@ async fn a_digest_goes_at_the_hour_in_the_persons_time_zone() {
     let ann = h.user("ann@example.org", "Ann").await;
     let bob = h.user("bob@example.org", "Bob").await;
     let cid = h.user("cid@example.org", "Cid").await;
-    h.prefs(&ann, |p| {
+    h.prefs_row(&ann, |p| {
         p.time_zone = "America/New_York".into();
         p.digest_hour = Some(8);
     })
     .await;
-    h.prefs(&cid, |p| p.digest_hour = Some(18)).await;
+    h.prefs_row(&cid, |p| p.digest_hour = Some(18)).await;
     for who in [&ann, &bob, &cid] {
         h.pending(
             who,

@@ -503,3 +503,110 @@ impl TestApp {
             .await
     }
 }
+
+/// An app whose background jobs are off, so that a test delivers the outbox itself
+/// (`deliver`) and knows what exists before and after. Its worker is built as the
+/// application builds one: live events on `ctx`'s bus, notification mail by preference,
+/// channel posts, the undeliverable-address threshold; mail goes to the app's memory.
+pub struct Harness {
+    pub app: TestApp,
+    pub ctx: convene::services::Ctx,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let app = spawn_app_with(|s| {
+            s.jobs.enabled = false;
+            configure(s);
+        })
+        .await;
+        let ctx =
+            convene::startup::services(std::sync::Arc::new(app.settings.clone()), app.db.clone())
+                .expect("services");
+        Harness { app, ctx }
+    }
+
+    pub fn worker(&self) -> convene::jobs::outbox::OutboxWorker {
+        let s = &self.app.settings;
+        let mailer = convene::mail::Mailer::new(
+            convene::mail::Templates::load().expect("templates"),
+            std::sync::Arc::new(self.app.mail.clone()),
+            &s.mail.from,
+            &s.public.base_url,
+        );
+        convene::jobs::outbox::OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone())
+            .with_events(self.ctx.events.clone())
+            .with_tokens(self.ctx.tokens.clone(), s.notifications.clone())
+            .with_channels(convene::services::channels::Poster::new(s))
+            .with_undeliverable_after(s.mail.undeliverable_after)
+    }
+
+    /// Runs the worker until nothing is due.
+    pub async fn deliver(&self) {
+        let w = self.worker();
+        while w.run_once().await.expect("a worker round") > 0 {}
+    }
+
+    /// A verified, logged-in account.
+    pub async fn user(&self, email: &str, name: &str) -> Session {
+        let r = self.app.sign_up(email, name).await;
+        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
+        self.deliver().await;
+        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
+        self.app.verify_email(&token).await;
+        self.app.logged_in(email).await
+    }
+
+    pub async fn with_role(
+        &self,
+        email: &str,
+        name: &str,
+        role: convene::entities::user::Role,
+    ) -> Session {
+        let s = self.user(email, name).await;
+        self.app.make_role(email, role).await;
+        s
+    }
+
+    /// A request as `who` that must succeed.
+    pub async fn gql(&self, who: &Session, query: &str, vars: Value) -> Value {
+        let r = self.app.gql(Some(&who.access), query, vars).await;
+        assert!(r["errors"].is_null(), "{query}: {r}");
+        r
+    }
+
+    /// Every notification row as (recipient id, kind) → how many.
+    pub async fn all(&self) -> std::collections::BTreeMap<(String, String), i64> {
+        use sea_orm::EntityTrait;
+        let rows = convene::entities::notification::Entity::find()
+            .all(&self.app.db)
+            .await
+            .expect("notifications");
+        let mut out = std::collections::BTreeMap::new();
+        for r in rows {
+            let kind = sea_orm::ActiveEnum::to_value(&r.kind);
+            *out.entry((r.recipient_id.to_string(), kind)).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Delivers, then returns only the notifications that delivery wrote.
+    pub async fn delivered(&self) -> std::collections::BTreeMap<(String, String), i64> {
+        let before = self.all().await;
+        self.deliver().await;
+        let mut after = self.all().await;
+        for (k, n) in before {
+            let left = after.get(&k).copied().unwrap_or(0) - n;
+            if left == 0 {
+                after.remove(&k);
+            } else {
+                after.insert(k, left);
+            }
+        }
+        after
+    }
+}

@@ -5,15 +5,12 @@
 //! The background worker is off (but for the SMTP test): each test drives the outbox
 //! worker itself, so what exists before and after a fan-out is known.
 
-use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use convene::config::{MailTransportKind, SmtpTls};
 use convene::entities::user::Role;
-use convene::jobs::outbox::OutboxWorker;
-use convene::mail::{Mailer, OutgoingMail, Templates};
-use convene::services::Ctx;
+use convene::mail::OutgoingMail;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -38,54 +35,7 @@ const UPDATE_MEETUP: &str =
     "mutation($i: UpdateMeetupInput!) { updateMeetup(input: $i) { meetup { sequence } } }";
 const RSVP: &str = "mutation($i: RsvpMeetupInput!) { rsvpMeetup(input: $i) { rsvp { status } } }";
 
-/// An app whose outbox is delivered only when the test says so.
-struct Harness {
-    app: TestApp,
-    ctx: Ctx,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let app = spawn_app_with(|s| s.jobs.enabled = false).await;
-        let ctx =
-            convene::startup::services(Arc::new(app.settings.clone()), app.db.clone()).unwrap();
-        Harness { app, ctx }
-    }
-
-    /// A worker as the application builds one: it mails notifications as preferences say.
-    fn worker(&self) -> OutboxWorker {
-        let s = &self.app.settings;
-        let mailer = Mailer::new(
-            Templates::load().unwrap(),
-            Arc::new(self.app.mail.clone()),
-            &s.mail.from,
-            &s.public.base_url,
-        );
-        OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone())
-            .with_events(self.ctx.events.clone())
-            .with_tokens(self.ctx.tokens.clone(), s.notifications.clone())
-    }
-
-    async fn deliver(&self) {
-        let w = self.worker();
-        while w.run_once().await.expect("a worker round") > 0 {}
-    }
-
-    async fn user(&self, email: &str, name: &str) -> Session {
-        let r = self.app.sign_up(email, name).await;
-        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
-        self.deliver().await;
-        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
-        self.app.verify_email(&token).await;
-        self.app.logged_in(email).await
-    }
-
-    async fn gql(&self, who: &Session, query: &str, vars: Value) -> Value {
-        let r = self.app.gql(Some(&who.access), query, vars).await;
-        assert!(r["errors"].is_null(), "{query}: {r}");
-        r
-    }
-
     async fn prefs(&self, who: &Session, input: Value) -> Value {
         self.gql(who, SET_PREFS, json!({ "i": input })).await["data"]
             ["updateNotificationPreferences"]["notificationPreferences"]

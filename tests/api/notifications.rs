@@ -6,13 +6,11 @@
 //! so what exists before and after a fan-out is known.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use convene::entities::user::Role;
 use convene::jobs::outbox::OutboxWorker;
-use convene::mail::{Mailer, Templates};
-use convene::services::Ctx;
+use convene::mail::Mailer;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -47,93 +45,7 @@ const REPORT: &str =
     "mutation($i: ReportContentInput!) { reportContent(input: $i) { report { id } } }";
 const PUBLISH_UPDATE: &str = "mutation($i: PublishCommitmentUpdateInput!) { publishCommitmentUpdate(input: $i) { update { id } } }";
 
-/// An app whose outbox is delivered only when the test says so.
-struct Harness {
-    app: TestApp,
-    ctx: Ctx,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        let app = spawn_app_with(|s| s.jobs.enabled = false).await;
-        let ctx =
-            convene::startup::services(Arc::new(app.settings.clone()), app.db.clone()).unwrap();
-        Harness { app, ctx }
-    }
-
-    /// A worker delivering mail to the app's captured mail and announcing notifications
-    /// on `self.ctx`'s event bus.
-    fn worker(&self) -> OutboxWorker {
-        let s = &self.app.settings;
-        let mailer = Mailer::new(
-            Templates::load().unwrap(),
-            Arc::new(self.app.mail.clone()),
-            &s.mail.from,
-            &s.public.base_url,
-        );
-        OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone())
-            .with_events(self.ctx.events.clone())
-    }
-
-    /// Runs the worker until nothing is due.
-    async fn deliver(&self) {
-        let w = self.worker();
-        while w.run_once().await.expect("a worker round") > 0 {}
-    }
-
-    async fn user(&self, email: &str, name: &str) -> Session {
-        let r = self.app.sign_up(email, name).await;
-        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
-        self.deliver().await;
-        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
-        self.app.verify_email(&token).await;
-        self.app.logged_in(email).await
-    }
-
-    async fn with_role(&self, email: &str, name: &str, role: Role) -> Session {
-        let s = self.user(email, name).await;
-        self.app.make_role(email, role).await;
-        s
-    }
-
-    async fn gql(&self, who: &Session, query: &str, vars: Value) -> Value {
-        let r = self.app.gql(Some(&who.access), query, vars).await;
-        assert!(r["errors"].is_null(), "{query}: {r}");
-        r
-    }
-
-    /// Every notification row as (recipient id, kind), for the exact-set assertions.
-    async fn all(&self) -> BTreeMap<(String, String), i64> {
-        use sea_orm::{EntityTrait, QueryOrder};
-        let rows = convene::entities::notification::Entity::find()
-            .order_by_asc(convene::entities::notification::Column::Id)
-            .all(&self.app.db)
-            .await
-            .unwrap();
-        let mut out = BTreeMap::new();
-        for r in rows {
-            let kind = sea_orm::ActiveEnum::to_value(&r.kind);
-            *out.entry((r.recipient_id.to_string(), kind)).or_insert(0) += 1;
-        }
-        out
-    }
-
-    /// Delivers, then returns only the notifications written by that delivery.
-    async fn delivered(&self) -> BTreeMap<(String, String), i64> {
-        let before = self.all().await;
-        self.deliver().await;
-        let mut after = self.all().await;
-        for (k, n) in before {
-            let left = after.get(&k).copied().unwrap_or(0) - n;
-            if left == 0 {
-                after.remove(&k);
-            } else {
-                after.insert(k, left);
-            }
-        }
-        after
-    }
-
     async fn list(&self, who: &Session, n: i32, after: Option<&str>, unread: bool) -> Value {
         let r = self
             .gql(who, LIST, json!({"n": n, "after": after, "u": unread}))

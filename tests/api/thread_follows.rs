@@ -5,11 +5,8 @@
 //! The background worker is off: each test drives the outbox worker itself.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use convene::entities::user::Role;
-use convene::jobs::outbox::OutboxWorker;
-use convene::mail::{Mailer, Templates};
 use serde_json::{json, Value};
 
 use crate::discussions::{group, join, thread_on};
@@ -23,76 +20,8 @@ const READ: &str = "query($id: ID!) { thread(id: $id) { followerCount viewerIsFo
 const REPLY: &str =
     "mutation($i: ReplyToThreadInput!) { replyToThread(input: $i) { post { id } } }";
 
-struct Harness {
-    app: TestApp,
-}
-
 impl Harness {
-    async fn new() -> Self {
-        Harness {
-            app: spawn_app_with(|s| s.jobs.enabled = false).await,
-        }
-    }
-
-    async fn deliver(&self) {
-        let s = &self.app.settings;
-        let mailer = Mailer::new(
-            Templates::load().unwrap(),
-            Arc::new(self.app.mail.clone()),
-            &s.mail.from,
-            &s.public.base_url,
-        );
-        let w = OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone());
-        while w.run_once().await.expect("a worker round") > 0 {}
-    }
-
-    async fn user(&self, email: &str, name: &str) -> Session {
-        let r = self.app.sign_up(email, name).await;
-        assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
-        self.deliver().await;
-        let token = token_from_mail(&self.app.wait_for_mail(email, "verify_email").await);
-        self.app.verify_email(&token).await;
-        self.app.logged_in(email).await
-    }
-
-    async fn with_role(&self, email: &str, name: &str, role: Role) -> Session {
-        let s = self.user(email, name).await;
-        self.app.make_role(email, role).await;
-        s
-    }
-
-    /// Every notification as (recipient, kind) → how many.
-    async fn all(&self) -> BTreeMap<(String, String), i64> {
-        use sea_orm::EntityTrait;
-        let rows = convene::entities::notification::Entity::find()
-            .all(&self.app.db)
-            .await
-            .unwrap();
-        let mut out = BTreeMap::new();
-        for r in rows {
-            let kind = sea_orm::ActiveEnum::to_value(&r.kind);
-            *out.entry((r.recipient_id.to_string(), kind)).or_insert(0) += 1;
-        }
-        out
-    }
-
-    /// Delivers, then returns only the notifications that delivery wrote.
-    async fn delivered(&self) -> BTreeMap<(String, String), i64> {
-        let before = self.all().await;
-        self.deliver().await;
-        let mut after = self.all().await;
-        for (k, n) in before {
-            let left = after.get(&k).copied().unwrap_or(0) - n;
-            if left == 0 {
-                after.remove(&k);
-            } else {
-                after.insert(k, left);
-            }
-        }
-        after
-    }
-
-    async fn gql(&self, who: Option<&Session>, query: &str, vars: Value) -> Value {
+    async fn gql_as(&self, who: Option<&Session>, query: &str, vars: Value) -> Value {
         self.app
             .gql(who.map(|s| s.access.as_str()), query, vars)
             .await
@@ -105,14 +34,14 @@ impl Harness {
         } else {
             (UNFOLLOW, "unfollowThread")
         };
-        let r = self.gql(Some(who), q, json!({ "id": thread })).await;
+        let r = self.gql_as(Some(who), q, json!({ "id": thread })).await;
         assert!(r["errors"].is_null(), "{r}");
         r["data"][field]["thread"].clone()
     }
 
     async fn reply(&self, who: &Session, thread: &str, parent: Option<&str>) -> String {
         let r = self
-            .gql(
+            .gql_as(
                 Some(who),
                 REPLY,
                 json!({"i": {"threadId": thread, "parentPostId": parent, "body": "A reply."}}),
@@ -174,7 +103,7 @@ async fn following_is_idempotent_and_counted() {
         let h = &h;
         let thread = thread.clone();
         async move {
-            let r = h.gql(who.as_ref(), READ, json!({ "id": thread })).await;
+            let r = h.gql_as(who.as_ref(), READ, json!({ "id": thread })).await;
             r["data"]["thread"].clone()
         }
     };
@@ -191,7 +120,7 @@ async fn following_is_idempotent_and_counted() {
         json!({"followerCount": 1, "viewerIsFollowing": false})
     );
     // Anonymous viewers cannot follow.
-    let r = h.gql(None, FOLLOW, json!({ "id": thread })).await;
+    let r = h.gql_as(None, FOLLOW, json!({ "id": thread })).await;
     assert_eq!(error_code(&r), "UNAUTHENTICATED", "{r}");
 }
 
@@ -207,7 +136,7 @@ async fn only_those_who_may_read_a_thread_may_follow_it() {
     join(&h.app, &ann, &g).await;
     let (thread, _) = thread_on(&h.app, &org, json!({ "workingGroupId": g }), "Members only").await;
 
-    let r = h.gql(Some(&bob), FOLLOW, json!({ "id": thread })).await;
+    let r = h.gql_as(Some(&bob), FOLLOW, json!({ "id": thread })).await;
     assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
     assert_eq!(
         h.follow(&ann, &thread, true).await,
@@ -220,7 +149,7 @@ async fn only_those_who_may_read_a_thread_may_follow_it() {
 
     // Once she has left the group she no longer hears of it, though she still follows.
     let r = h
-        .gql(
+        .gql_as(
             Some(&ann),
             "mutation($id: ID!) { leaveWorkingGroup(id: $id) { workingGroup { id } } }",
             json!({ "id": g }),
