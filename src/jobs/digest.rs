@@ -29,7 +29,7 @@ use crate::entities::{
     commitment, commitment_update, meetup, post, suggestion, thread, user, working_group,
 };
 use crate::services::notification_prefs::{self, Prefs};
-use crate::services::notifications::CHUNK;
+use crate::services::notifications::{in_chunks, CHUNK};
 use crate::services::outbox::NewMail;
 use crate::services::unsubscribe::{self, Scope};
 use crate::services::{deliverability, Ctx};
@@ -185,20 +185,6 @@ struct Subjects {
     commitments: HashMap<Uuid, commitment::Model>,
     threads: HashMap<Uuid, (String, bool)>,
     groups: HashMap<Uuid, (String, String)>,
-}
-
-/// `query` over `ids`, `CHUNK` ids per statement.
-async fn in_chunks<C, T, F>(conn: &C, ids: &[Uuid], query: F) -> Result<Vec<T>, sea_orm::DbErr>
-where
-    C: ConnectionTrait,
-    T: sea_orm::TryGetableMany,
-    F: Fn(&[Uuid]) -> sea_orm::Selector<sea_orm::SelectGetableTuple<T>>,
-{
-    let mut out = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        out.extend(query(chunk).all(conn).await?);
-    }
-    Ok(out)
 }
 
 fn ids_of(rows: &[&notification::Model], t: SubjectType) -> Vec<Uuid> {

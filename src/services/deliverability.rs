@@ -13,25 +13,23 @@ use uuid::Uuid;
 
 use crate::db::now;
 use crate::entities::{email_deliverability, user};
+use crate::services::notifications::in_chunks;
 
 /// Those of `people` whose address is marked undeliverable, read in chunks.
 pub async fn undeliverable_among<C: ConnectionTrait>(
     conn: &C,
     people: &[Uuid],
 ) -> Result<HashSet<Uuid>, sea_orm::DbErr> {
-    let mut out = HashSet::new();
-    for chunk in people.chunks(crate::services::notifications::CHUNK) {
-        let rows: Vec<Uuid> = email_deliverability::Entity::find()
+    let rows: Vec<Uuid> = in_chunks(conn, people, |chunk| {
+        email_deliverability::Entity::find()
             .select_only()
             .column(email_deliverability::Column::UserId)
             .filter(email_deliverability::Column::UserId.is_in(chunk.iter().copied()))
             .filter(email_deliverability::Column::UndeliverableSince.is_not_null())
             .into_tuple()
-            .all(conn)
-            .await?;
-        out.extend(rows);
-    }
-    Ok(out)
+    })
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The accounts whose address is `address` (compared as accounts store it, case-folded).

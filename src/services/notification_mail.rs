@@ -21,7 +21,7 @@ use crate::config::NotificationSettings;
 use crate::entities::notification::{Kind, SubjectType};
 use crate::entities::notification_preference::EmailPreference;
 use crate::entities::{rsvp, user};
-use crate::services::notifications::{recipients, NewRow, Plan, CHUNK};
+use crate::services::notifications::{in_chunks, recipients, NewRow, Plan};
 use crate::services::outbox::NewMail;
 use crate::services::unsubscribe::{self, Scope};
 use crate::services::{deliverability, notification_prefs};
@@ -68,20 +68,20 @@ pub async fn decide<C: ConnectionTrait>(
     let ids: Vec<Uuid> = people.iter().map(|(p, _)| *p).collect();
     let prefs = notification_prefs::for_people(conn, &setup.settings, &ids).await?;
     let undeliverable = deliverability::undeliverable_among(conn, &ids).await?;
-    let mut addresses: HashMap<Uuid, (String, String)> = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(Uuid, String, String)> = user::Entity::find()
+    let mut addresses: HashMap<Uuid, (String, String)> = in_chunks(conn, &ids, |chunk| {
+        user::Entity::find()
             .select_only()
             .column(user::Column::Id)
             .column(user::Column::Email)
             .column(user::Column::DisplayName)
             .filter(user::Column::Id.is_in(chunk.iter().copied()))
             .filter(user::Column::EmailVerifiedAt.is_not_null())
-            .into_tuple()
-            .all(conn)
-            .await?;
-        addresses.extend(rows.into_iter().map(|(id, e, n)| (id, (e, n))));
-    }
+            .into_tuple::<(Uuid, String, String)>()
+    })
+    .await?
+    .into_iter()
+    .map(|(id, e, n)| (id, (e, n)))
+    .collect();
     let mut out = Decisions::default();
     for (person, audience) in people {
         if undeliverable.contains(&person) {

@@ -31,6 +31,21 @@ use crate::services::Ctx;
 /// limits, and large enough that 10,000 recipients take ten statements.
 pub const CHUNK: usize = 1_000;
 
+/// `query` over `ids`, `CHUNK` ids per statement: the batched reads of a fan-out and of
+/// the digest, which must cost statements by the thousand people, not one per person.
+pub async fn in_chunks<C, T, F>(conn: &C, ids: &[Uuid], query: F) -> Result<Vec<T>, sea_orm::DbErr>
+where
+    C: ConnectionTrait,
+    T: sea_orm::TryGetableMany,
+    F: Fn(&[Uuid]) -> sea_orm::Selector<sea_orm::SelectGetableTuple<T>>,
+{
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        out.extend(query(chunk).all(conn).await?);
+    }
+    Ok(out)
+}
+
 /// Outbox event names (the row's `template`) of the events written here.
 pub const EVENT_SUGGESTION_CREATED: &str = "suggestion_created";
 pub const EVENT_POST_ADDED: &str = "post_added";
