@@ -44,8 +44,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use convene::config::{MailTransportKind, Settings};
-use convene::entities::{suggestion, user};
+use convene::entities::{commitment, suggestion, user};
 use convene::graphql::limits::{check_document, check_text, Limits, SchemaShape};
+use convene::services::columns::ColumnSet;
 use convene::services::page::{Cursor, PageRequest};
 use convene::services::suggestions::{self as service, Filter, Order};
 use rand::rngs::StdRng;
@@ -1000,12 +1001,8 @@ async fn explain_all(
         .await?,
     );
     // What Convene runs for the goal pages: the page with its authors and commitments
-    // joined (`services::suggestions::list_with`), bodies left unread.
-    let include = service::Include {
-        bodies: false,
-        author: true,
-        commitment: true,
-    };
+    // joined (`services::suggestions::list_with`), reading the columns the page shows.
+    let include = goal_page_include();
     let joined = service::list_with_query(&everything, Order::Top, &first_page, include)
         .map_err(|e| anyhow!("services::suggestions::list_with_query: {e:?}"))?;
     plans.push(
@@ -1421,6 +1418,17 @@ type BareRow = (Uuid, String, i32, String, String);
 const BARE_SELECT: &str = "SELECT s.id, s.title, s.support_count, u.display_name, c.reference \
      FROM suggestions s JOIN users u ON u.id = s.author_id \
      JOIN commitments c ON c.id = s.commitment_id";
+
+/// What Convene's look-ahead makes of the goal pages' selection (`nodes { id title
+/// supportCount author { displayName } commitment { reference } }`): the list adds what
+/// every row needs (ids, `hidden`, the order's key).
+fn goal_page_include() -> service::Include {
+    service::Include {
+        suggestion: ColumnSet::of(&[suggestion::Column::Title, suggestion::Column::SupportCount]),
+        author: Some(ColumnSet::of(&[user::Column::DisplayName])),
+        commitment: Some(ColumnSet::of(&[commitment::Column::Reference])),
+    }
+}
 
 /// `GET /bare/top`: the statement Convene runs for TOP without a filter (21 rows, to know
 /// whether a next page exists), reading only the columns the page shows.

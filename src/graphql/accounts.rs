@@ -42,6 +42,28 @@ pub enum Sector {
 /// A Convene account as others see it.
 pub struct User(pub user::Profile);
 
+impl User {
+    /// The columns each field reads, for lists that join people and read only what their
+    /// selection shows (`services::columns`); `None` for a field not listed, which then
+    /// reads every column. Keep it beside the resolvers below.
+    pub(crate) fn columns_for(field: &str) -> Option<&'static [user::Column]> {
+        use user::Column as C;
+        Some(match field {
+            // The id is always read.
+            "__typename" | "id" | "emailDeliverable" => &[],
+            "displayName" => &[C::DisplayName],
+            "bio" => &[C::Bio],
+            "organisation" => &[C::Organisation],
+            "sector" => &[C::Sector],
+            "role" => &[C::Role],
+            "emailVerified" => &[C::EmailVerifiedAt],
+            "createdAt" => &[C::CreatedAt],
+            "email" => &[C::Email],
+            _ => return None,
+        })
+    }
+}
+
 impl From<user::Model> for User {
     fn from(m: user::Model) -> Self {
         User(m.into())

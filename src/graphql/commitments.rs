@@ -38,6 +38,31 @@ pub enum CommitmentStatus {
 
 pub struct Commitment(pub commitment::Model);
 
+impl Commitment {
+    /// The columns each field reads, for lists that join commitments and read only what
+    /// their selection shows (`services::columns`); `None` for a field not listed, which
+    /// then reads every column. Keep it beside the resolvers below.
+    pub(crate) fn columns_for(field: &str) -> Option<&'static [commitment::Column]> {
+        use commitment::Column as C;
+        Some(match field {
+            // The id is always read.
+            "__typename" | "id" | "milestones" | "suggestions" | "updates" | "threads"
+            | "viewerIsFollowing" | "workingGroups" => &[],
+            "reference" => &[C::Reference],
+            "title" => &[C::Title],
+            "description" | "descriptionHtml" => &[C::Description],
+            "actionPlan" => &[C::ActionPlan],
+            "leadInstitution" => &[C::LeadInstitution],
+            "policyArea" => &[C::PolicyArea],
+            "status" => &[C::Status],
+            "followerCount" => &[C::FollowerCount],
+            "createdAt" => &[C::CreatedAt],
+            "updatedAt" => &[C::UpdatedAt],
+            _ => return None,
+        })
+    }
+}
+
 /// A government promise that data users engage on.
 #[Object]
 impl Commitment {

@@ -165,7 +165,7 @@ impl Thread {
                 Some(id) => l
                     .load_one(SuggestionKey(id))
                     .await?
-                    .map(|m| ThreadContext::Suggestion(Suggestion(m))),
+                    .map(|m| ThreadContext::Suggestion(Suggestion::from(m))),
                 None => None,
             },
             DbContext::Update => match self.0.update_id {

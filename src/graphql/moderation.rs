@@ -154,7 +154,7 @@ impl Report {
         Ok(loader(c)?
             .load_one(SuggestionKey(self.0.subject_id))
             .await?
-            .map(Suggestion))
+            .map(Suggestion::from))
     }
     /// The reported official update, when the item is one.
     async fn update(&self, c: &Context<'_>) -> async_graphql::Result<Option<CommitmentUpdate>> {
@@ -351,7 +351,7 @@ impl ModeratedContent {
         Ok(loader(c)?
             .load_one(SuggestionKey(self.0.id))
             .await?
-            .map(Suggestion))
+            .map(Suggestion::from))
     }
     /// The official update, when the item is one.
     async fn update(&self, c: &Context<'_>) -> async_graphql::Result<Option<CommitmentUpdate>> {

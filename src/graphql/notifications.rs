@@ -113,7 +113,7 @@ impl Notification {
             SubjectType::Suggestion => l
                 .load_one(SuggestionKey(id))
                 .await?
-                .map(|s| NotificationSubject::Suggestion(Suggestion(s))),
+                .map(|s| NotificationSubject::Suggestion(Suggestion::from(s))),
             SubjectType::CommitmentUpdate => l
                 .load_one(UpdateKey(id))
                 .await?

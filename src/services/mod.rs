@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod calendar_feeds;
 // Working groups' chat channels (incoming webhooks).
 pub mod channels;
+pub mod columns;
 pub mod commitments;
 pub mod deliverability;
 pub mod discussions;

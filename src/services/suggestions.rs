@@ -1,7 +1,7 @@
 //! Suggestions on commitments, their supports and followers, and the official responses that
 //! move them through the workflow, recorded in the public outcome log.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::Duration;
 use sea_orm::sea_query::{
@@ -9,12 +9,13 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, TryGetable,
+    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
 
+use super::columns::{positional, ColumnSet, Columns};
 use super::page::{Cursor, Page, PageRequest};
 use super::{account_limits, field, outbox, toggle, Ctx};
 use crate::auth::Actor;
@@ -467,66 +468,38 @@ pub fn list_query(
     Ok(q.limit(page.first + 1))
 }
 
-/// What a list reads besides the suggestions' own columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a list reads: the suggestions' columns a page shows, and each suggestion's author
+/// and commitment, joined in the same statement, with the columns of theirs it shows.
+///
+/// Whatever the sets say, a listed suggestion always carries its id, its author's id, its
+/// `hidden` flag (what deciding who sees its text needs) and its order's key (the cursor);
+/// a joined author or commitment always carries its id. Every other column left out reads
+/// as its field's default: such a row is the page's alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Include {
-    /// The Markdown body and its HTML, the bulk of a row. Left out, they read as empty: a
-    /// stored body is never empty (1–20,000 characters), so an empty one tells a reader it
-    /// was not read.
-    pub bodies: bool,
-    /// Each suggestion's author (without the password hash), joined in the same statement.
-    pub author: bool,
-    /// Each suggestion's commitment, joined in the same statement.
-    pub commitment: bool,
+    pub suggestion: ColumnSet<suggestion::Column>,
+    /// The author's columns (never the password hash); `None`: not joined.
+    pub author: Option<ColumnSet<user::Column>>,
+    /// The commitment's columns; `None`: not joined.
+    pub commitment: Option<ColumnSet<commitment::Column>>,
 }
 
-/// A suggestion of a list, with what the list joined to it: each author and commitment
-/// once, on the first row that has it (later rows hold `None`).
+impl Include {
+    /// Whole suggestions (bodies included), nothing joined.
+    pub const WHOLE: Include = Include {
+        suggestion: ColumnSet::ALL,
+        author: None,
+        commitment: None,
+    };
+}
+
+/// A suggestion of a list, with what the list joined to it. Rows of one author (or one
+/// commitment) share one decoded value.
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub suggestion: suggestion::Model,
-    pub author: Option<user::Profile>,
-    pub commitment: Option<commitment::Model>,
-}
-
-/// Reads a row's columns by position, from left to right. By name, each column costs a
-/// lookup in the row's name table, and each prefixed alias of a join a formatted string:
-/// on a page of twenty rows of thirty-odd columns, that was most of what decoding cost.
-struct Columns<'a> {
-    row: &'a QueryResult,
-    next: usize,
-}
-
-impl Columns<'_> {
-    fn next<T: TryGetable>(&mut self) -> Result<T, DbErr> {
-        let value = self.row.try_get_by_index(self.next)?;
-        self.next += 1;
-        Ok(value)
-    }
-
-    fn skip(&mut self, n: usize) {
-        self.next += n;
-    }
-}
-
-/// The columns a list selects of a table, in the order their model is read back: one list
-/// makes both, so they cannot drift apart. Fields given a value are not selected.
-macro_rules! positional {
-    (
-        $columns:ident, $read:ident, $($model:ident)::+, $column:ident,
-        [$($field:ident: $col:ident),+ $(,)?]
-        $(, else [$($fixed:ident: $value:expr),+ $(,)?])?
-    ) => {
-        const $columns: &[$column] = &[$($column::$col),+];
-
-        fn $read(at: &mut Columns<'_>) -> Result<$($model)::+, DbErr> {
-            // A struct expression evaluates its fields in the order written.
-            Ok($($model)::+ {
-                $($field: at.next()?,)+
-                $($($fixed: $value,)+)?
-            })
-        }
-    };
+    pub author: Option<Arc<user::Profile>>,
+    pub commitment: Option<Arc<commitment::Model>>,
 }
 
 use suggestion::Column as SuggestionColumn;
@@ -540,7 +513,9 @@ positional!(
         commitment_id: CommitmentId,
         author_id: AuthorId,
         title: Title,
-        status: Status,
+        body: Body,
+        body_html: BodyHtml,
+        status: Status = Status::Submitted,
         support_count: SupportCount,
         follower_count: FollowerCount,
         trending_score: TrendingScore,
@@ -551,11 +526,8 @@ positional!(
         updated_at: UpdatedAt,
         in_reply_to_update_id: InReplyToUpdateId,
         hidden: Hidden,
-    ],
-    // Read after the rest when the list asks for them (`Include::bodies`).
-    else [body: String::new(), body_html: String::new()]
+    ]
 );
-const BODY_COLUMNS: [SuggestionColumn; 2] = [SuggestionColumn::Body, SuggestionColumn::BodyHtml];
 
 use user::Column as UserColumn;
 positional!(
@@ -569,8 +541,8 @@ positional!(
         display_name: DisplayName,
         bio: Bio,
         organisation: Organisation,
-        sector: Sector,
-        role: Role,
+        sector: Sector = user::Sector::Individual,
+        role: Role = Role::Member,
         email_verified_at: EmailVerifiedAt,
         created_at: CreatedAt,
     ]
@@ -590,7 +562,7 @@ positional!(
         action_plan: ActionPlan,
         lead_institution: LeadInstitution,
         policy_area: PolicyArea,
-        status: Status,
+        status: Status = commitment::Status::NotStarted,
         follower_count: FollowerCount,
         created_at: CreatedAt,
         updated_at: UpdatedAt,
@@ -604,47 +576,70 @@ pub async fn list(
     order: Order,
     page: &PageRequest,
 ) -> AppResult<Page<suggestion::Model>> {
-    let include = Include {
-        bodies: true,
-        ..Include::default()
-    };
-    Ok(list_with(ctx, filter, order, page, include)
+    Ok(list_with(ctx, filter, order, page, Include::WHOLE)
         .await?
         .map(|l| l.suggestion))
 }
 
+/// The columns `include` reads, with those every listed row needs.
+fn needed(order: Order, include: Include) -> Include {
+    let key = match order {
+        Order::Top => Some(SuggestionColumn::SupportCount),
+        Order::Trending => Some(SuggestionColumn::TrendingScore),
+        Order::New | Order::LongestWaiting => None,
+    };
+    let mut suggestion = include
+        .suggestion
+        .with(SuggestionColumn::Id)
+        .with(SuggestionColumn::AuthorId)
+        .with(SuggestionColumn::Hidden);
+    if let Some(key) = key {
+        suggestion = suggestion.with(key);
+    }
+    if include.commitment.is_some() {
+        suggestion = suggestion.with(SuggestionColumn::CommitmentId);
+    }
+    Include {
+        suggestion,
+        author: include.author.map(|a| a.with(UserColumn::Id)),
+        commitment: include.commitment.map(|c| c.with(CommitmentColumn::Id)),
+    }
+}
+
 /// The statement behind `list_with`; public so the benchmark can `EXPLAIN` it. The joins
 /// are primary-key lookups beside the list's own index scan. Its columns are, in order:
-/// the suggestion's (`SUGGESTION_COLUMNS`, then the bodies when included), the author's
-/// (`PROFILE_COLUMNS`: never the password hash), the commitment's.
+/// the suggestion's, the author's (never the password hash), the commitment's, each in
+/// its `positional!` order and only those `include` (with what every row needs) names.
 pub fn list_with_query(
     filter: &Filter,
     order: Order,
     page: &PageRequest,
     include: Include,
 ) -> AppResult<SelectStatement> {
-    let mut q = list_query(filter, order, page)?
+    let include = needed(order, include);
+    let mut stmt = list_query(filter, order, page)?
         .select_only()
-        .columns(SUGGESTION_COLUMNS.iter().copied());
-    if include.bodies {
-        q = q.columns(BODY_COLUMNS);
-    }
-    let mut stmt = q.into_query();
-    if include.author {
+        .columns(include.suggestion.pick(SUGGESTION_COLUMNS))
+        .into_query();
+    if let Some(columns) = include.author {
         stmt.inner_join(
             user::Entity,
             Expr::col((user::Entity, UserColumn::Id))
                 .equals((suggestion::Entity, SuggestionColumn::AuthorId)),
         );
-        stmt.columns(PROFILE_COLUMNS.iter().map(|c| (user::Entity, *c)));
+        stmt.columns(columns.pick(PROFILE_COLUMNS).map(|c| (user::Entity, c)));
     }
-    if include.commitment {
+    if let Some(columns) = include.commitment {
         stmt.inner_join(
             commitment::Entity,
             Expr::col((commitment::Entity, CommitmentColumn::Id))
                 .equals((suggestion::Entity, SuggestionColumn::CommitmentId)),
         );
-        stmt.columns(COMMITMENT_COLUMNS.iter().map(|c| (commitment::Entity, *c)));
+        stmt.columns(
+            columns
+                .pick(COMMITMENT_COLUMNS)
+                .map(|c| (commitment::Entity, c)),
+        );
     }
     Ok(stmt)
 }
@@ -658,31 +653,54 @@ pub async fn list_with(
     include: Include,
 ) -> AppResult<Page<Listed>> {
     let stmt = list_with_query(filter, order, page, include)?;
+    let include = needed(order, include);
+    let author_width = include
+        .author
+        .map_or(0, |a| a.pick(PROFILE_COLUMNS).count());
     let mut rows = ctx.db.query_all(&stmt).await?;
     // The extra row only tells whether a next page exists: it is not decoded. Each author
     // and each commitment is decoded once, at its first row (a commitment's page repeats
     // one commitment twenty times).
     let has_next_page = rows.len() as u64 > page.first;
     rows.truncate(usize::try_from(page.first).unwrap_or(usize::MAX));
-    let (mut authors, mut commitments) = (HashSet::new(), HashSet::new());
+    let mut authors: Vec<Arc<user::Profile>> = Vec::new();
+    let mut commitments: Vec<Arc<commitment::Model>> = Vec::new();
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        let mut at = Columns { row, next: 0 };
-        let mut suggestion = read_suggestion(&mut at)?;
-        if include.bodies {
-            suggestion.body = at.next()?;
-            suggestion.body_html = at.next()?;
-        }
-        let author = if include.author && authors.insert(suggestion.author_id) {
-            Some(read_profile(&mut at)?)
-        } else {
-            at.skip(PROFILE_COLUMNS.len() * usize::from(include.author));
-            None
+        let mut at = Columns::new(row);
+        let suggestion = read_suggestion(&mut at, include.suggestion)?;
+        // A page holds at most 100 rows: a scan of those already read beats hashing.
+        let author = match include.author {
+            Some(columns) => Some(
+                match authors.iter().find(|a| a.id == suggestion.author_id) {
+                    Some(known) => {
+                        at.skip(author_width);
+                        known.clone()
+                    }
+                    None => {
+                        let read = Arc::new(read_profile(&mut at, columns)?);
+                        authors.push(read.clone());
+                        read
+                    }
+                },
+            ),
+            None => None,
         };
-        let commitment = if include.commitment && commitments.insert(suggestion.commitment_id) {
-            Some(read_commitment(&mut at)?)
-        } else {
-            None
+        let commitment = match include.commitment {
+            Some(columns) => Some(
+                match commitments
+                    .iter()
+                    .find(|c| c.id == suggestion.commitment_id)
+                {
+                    Some(known) => known.clone(),
+                    None => {
+                        let read = Arc::new(read_commitment(&mut at, columns)?);
+                        commitments.push(read.clone());
+                        read
+                    }
+                },
+            ),
+            None => None,
         };
         items.push((
             cursor_for(order, &suggestion),

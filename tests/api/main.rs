@@ -12,6 +12,8 @@ mod calendar;
 // Working groups' chat channels (issue 10).
 mod channels;
 mod cli;
+// Pages read only the columns their selection shows (issue 7).
+mod columns;
 mod commitments;
 // Undeliverable addresses (issue 10).
 mod deliverability;
