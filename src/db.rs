@@ -30,7 +30,25 @@ pub async fn connect_url(url: &str, pool_size: u32) -> Result<DatabaseConnection
             .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
     });
-    Database::connect(opts).await
+    // Turning a new SQLite file to WAL takes its lock without waiting on the busy timeout:
+    // instances started together on a fresh file can find it taken. The mode is then set
+    // by whoever got there first, so trying again shortly succeeds.
+    let mut attempt = 0u64;
+    loop {
+        match Database::connect(opts.clone()).await {
+            Err(e) if attempt < 20 && is_sqlite_busy(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// SQLite's "database is locked" (`SQLITE_BUSY`).
+fn is_sqlite_busy(e: &DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("database is locked") || text.contains("(code: 5)")
 }
 
 /// The PostgreSQL advisory lock key every Convene instance takes while migrating ("convene"

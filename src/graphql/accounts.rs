@@ -71,7 +71,7 @@ impl From<user::Model> for User {
 }
 
 /// A person with a Convene account.
-#[Object]
+#[Object(serial)]
 impl User {
     /// Opaque identifier.
     async fn id(&self) -> ID {

@@ -64,7 +64,7 @@ impl Commitment {
 }
 
 /// A government promise that data users engage on.
-#[Object]
+#[Object(serial)]
 impl Commitment {
     /// Opaque identifier.
     async fn id(&self) -> ID {

@@ -198,7 +198,7 @@ fn include_for(c: &Context<'_>) -> service::Include {
 }
 
 /// A data user's proposal for improving a commitment.
-#[Object]
+#[Object(serial)]
 impl Suggestion {
     /// Opaque identifier.
     async fn id(&self) -> ID {

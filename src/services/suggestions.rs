@@ -473,7 +473,7 @@ pub fn list_query(
 ///
 /// Whatever the sets say, a listed suggestion always carries its id, its author's id, its
 /// `hidden` flag (what deciding who sees its text needs) and its order's key (the cursor);
-/// a joined author or commitment always carries its id. Every other column left out reads
+/// a joined author or commitment always carries its id (taken from the suggestion's row). Every other column left out reads
 /// as its field's default: such a row is the page's alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Include {
@@ -599,10 +599,11 @@ fn needed(order: Order, include: Include) -> Include {
     if include.commitment.is_some() {
         suggestion = suggestion.with(SuggestionColumn::CommitmentId);
     }
+    // A joined row's id is the suggestion's foreign key: not read twice.
     Include {
         suggestion,
-        author: include.author.map(|a| a.with(UserColumn::Id)),
-        commitment: include.commitment.map(|c| c.with(CommitmentColumn::Id)),
+        author: include.author.map(|a| a.without(UserColumn::Id)),
+        commitment: include.commitment.map(|c| c.without(CommitmentColumn::Id)),
     }
 }
 
@@ -678,7 +679,9 @@ pub async fn list_with(
                         known.clone()
                     }
                     None => {
-                        let read = Arc::new(read_profile(&mut at, columns)?);
+                        let mut profile = read_profile(&mut at, columns)?;
+                        profile.id = suggestion.author_id;
+                        let read = Arc::new(profile);
                         authors.push(read.clone());
                         read
                     }
@@ -694,7 +697,9 @@ pub async fn list_with(
                 {
                     Some(known) => known.clone(),
                     None => {
-                        let read = Arc::new(read_commitment(&mut at, columns)?);
+                        let mut commitment = read_commitment(&mut at, columns)?;
+                        commitment.id = suggestion.commitment_id;
+                        let read = Arc::new(commitment);
                         commitments.push(read.clone());
                         read
                     }
