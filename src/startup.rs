@@ -39,6 +39,8 @@ use crate::services::Ctx;
 pub struct AppState {
     pub services: Ctx,
     pub schema: ConveneSchema,
+    /// The schema for documents `schema` has already validated (`limits::Admission`).
+    pub trusted_schema: ConveneSchema,
     pub gate: Arc<QueryGate>,
     pub settings: Arc<Settings>,
     /// The subscription sockets: their schema and how many are open.
@@ -128,6 +130,7 @@ impl Application {
             Mailer::from_settings(&settings.mail, &settings.public.base_url)?;
         let services = services(settings.clone(), db)?;
         let schema = build_schema(&settings.graphql);
+        let trusted_schema = crate::graphql::build_trusted_schema(&settings.graphql);
         let sockets = Arc::new(crate::http::ws::Sockets::new(
             crate::graphql::build_ws_schema(&settings.graphql),
         ));
@@ -141,6 +144,7 @@ impl Application {
             state: AppState {
                 services,
                 schema,
+                trusted_schema,
                 gate,
                 settings,
                 sockets,

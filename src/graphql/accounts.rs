@@ -113,9 +113,13 @@ impl User {
         let (services, viewer) = ctx(c)?;
         match &viewer.actor {
             Some(a) if a.id == self.0.id => Ok(Some(
-                crate::services::deliverability::is_deliverable(&services.db, self.0.id)
-                    .await
-                    .map_err(crate::error::AppError::from)?,
+                // Boxed: every field of a person on a page would otherwise carry its state.
+                Box::pin(crate::services::deliverability::is_deliverable(
+                    &services.db,
+                    self.0.id,
+                ))
+                .await
+                .map_err(crate::error::AppError::from)?,
             )),
             _ => Ok(None),
         }

@@ -195,7 +195,9 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         // A batch is kept until its last waiter took it; without one, load alone.
         let loaded = match batch {
             Some(batch) => batch.await?,
-            None => Arc::new(self.loader.load(&wanted).await?),
+            // Boxed: every resolver that loads would otherwise carry a statement's state,
+            // and a type's every field is as large as its largest.
+            None => Arc::new(Box::pin(self.loader.load(&wanted)).await?),
         };
         found.extend(
             wanted

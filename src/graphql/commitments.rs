@@ -122,7 +122,9 @@ impl Commitment {
     ) -> async_graphql::Result<SuggestionConnection> {
         let mut filter = filter.unwrap_or_default();
         filter.commitment_id = Some(to_id(self.0.id));
-        suggestion_connection(c, first, after, filter, order_by).await
+        // Boxed, here and below: a field's future is as large as the largest of its type's
+        // fields, and every field of a commitment on a page would carry a list's statement.
+        Box::pin(suggestion_connection(c, first, after, filter, order_by)).await
     }
     /// Official updates on this commitment, newest first.
     async fn updates(
@@ -132,7 +134,7 @@ impl Commitment {
         #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
     ) -> async_graphql::Result<super::updates::CommitmentUpdateConnection> {
-        super::updates::updates_of(c, &self.0, first, after).await
+        Box::pin(super::updates::updates_of(c, &self.0, first, after)).await
     }
     /// Discussions started on this commitment, pinned first, then the most recently active.
     async fn threads(
@@ -142,7 +144,10 @@ impl Commitment {
         #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
     ) -> async_graphql::Result<super::discussions::ThreadConnection> {
-        super::discussions::commitment_threads(c, self.0.id, first, after).await
+        Box::pin(super::discussions::commitment_threads(
+            c, self.0.id, first, after,
+        ))
+        .await
     }
     /// How many accounts follow this commitment.
     async fn follower_count(&self) -> i32 {

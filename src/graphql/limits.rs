@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, ServiceDocument, Type,
-    TypeKind, TypeSystemDefinition,
+    BaseType, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+    ServiceDocument, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{
@@ -554,7 +555,33 @@ pub struct QueryGate {
     shape: SchemaShape,
     /// Parsed documents by their text. Clients send the same few queries over and over; a
     /// copy of a parsed document costs a fraction of parsing it again.
-    documents: Option<Mutex<LruCache<String, Arc<ExecutableDocument>>>>,
+    documents: Option<Mutex<LruCache<String, Arc<Known>>>>,
+}
+
+/// A parsed document, and whether async-graphql's full validation has passed it.
+pub struct Known {
+    doc: ExecutableDocument,
+    validated: AtomicBool,
+}
+
+/// How an admitted request is to be run.
+pub enum Admission {
+    /// A document the full validation passed before, with variables of plain scalar types
+    /// whose values have those types: nothing validation checks can differ this time, so
+    /// the schema that skips validation may run it (`graphql::build_trusted_schema`).
+    Trusted,
+    /// Validate it in full; a document from the cache is marked once it passes
+    /// (`Admission::passed`).
+    Validate(Option<Arc<Known>>),
+}
+
+impl Admission {
+    /// The request ran past validation: its document is valid, whatever its variables.
+    pub fn passed(&self) {
+        if let Admission::Validate(Some(known)) = self {
+            known.validated.store(true, AtomicOrdering::Relaxed);
+        }
+    }
 }
 
 impl QueryGate {
@@ -567,38 +594,138 @@ impl QueryGate {
         })
     }
 
-    fn cached(&self, query: &str) -> Option<Arc<ExecutableDocument>> {
+    fn cached(&self, query: &str) -> Option<Arc<Known>> {
         let mut cache = self.documents.as_ref()?.lock().ok()?;
         cache.get(query).cloned()
     }
 
-    fn remember(&self, query: &str, doc: &ExecutableDocument) {
+    fn remember(&self, query: &str, doc: &ExecutableDocument) -> Option<Arc<Known>> {
         // Clients repeat small documents; large ones are rare, and caching them would let
         // a stream of distinct large documents hold memory.
         if query.len() > MAX_CACHED_DOCUMENT_BYTES {
-            return;
+            return None;
         }
-        if let Some(mut cache) = self.documents.as_ref().and_then(|c| c.lock().ok()) {
-            cache.put(query.to_string(), Arc::new(doc.clone()));
-        }
+        let mut cache = self.documents.as_ref()?.lock().ok()?;
+        let known = Arc::new(Known {
+            doc: doc.clone(),
+            validated: AtomicBool::new(false),
+        });
+        cache.put(query.to_string(), known.clone());
+        Some(known)
     }
 
     /// Checks the request against every limit and attaches its parsed document.
-    pub fn admit(&self, request: &mut Request) -> ServerResult<()> {
-        let doc = match self.cached(&request.query) {
-            Some(doc) => (*doc).clone(),
+    pub fn admit(&self, request: &mut Request) -> ServerResult<Admission> {
+        let (doc, known) = match self.cached(&request.query) {
+            Some(known) => (known.doc.clone(), Some(known)),
             None => {
                 check_text(&self.limits, &request.query)?;
                 let doc = async_graphql::parser::parse_query(&request.query)?;
-                self.remember(&request.query, &doc);
-                doc
+                let known = self.remember(&request.query, &doc);
+                (doc, known)
             }
         };
         // The cost depends on the variables (`first: $n`), so it is measured every time.
         check_document(&self.limits, &self.shape, &doc, &request.variables)?;
+        null_for_non_null(&doc, request.operation_name.as_deref(), &request.variables)?;
+        let admission = match known {
+            Some(k)
+                if k.validated.load(AtomicOrdering::Relaxed)
+                    && plainly_typed(
+                        &doc,
+                        request.operation_name.as_deref(),
+                        &request.variables,
+                    ) =>
+            {
+                Admission::Trusted
+            }
+            known => Admission::Validate(known),
+        };
         request.set_parsed_query(doc);
-        Ok(())
+        Ok(admission)
     }
+}
+
+/// The operation a request names, or its first.
+fn chosen_operation<'a>(
+    doc: &'a ExecutableDocument,
+    operation: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match operation {
+        Some(name) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+            .map(|(_, op)| op),
+        None => doc.operations.iter().next().map(|(_, op)| op),
+    }
+}
+
+/// A variable declared non-null (`$c: ID!`) given null: async-graphql's validation lets it
+/// through when the argument it fills is nullable, and the field then runs as if the
+/// argument were left out.
+fn null_for_non_null(
+    doc: &ExecutableDocument,
+    operation: Option<&str>,
+    variables: &Variables,
+) -> ServerResult<()> {
+    let Some(op) = chosen_operation(doc, operation) else {
+        return Ok(());
+    };
+    for def in &op.node.variable_definitions {
+        let def = &def.node;
+        if !def.var_type.node.nullable && matches!(variables.get(&def.name.node), Some(Value::Null))
+        {
+            let mut e = ServerError::new(
+                format!(
+                    "Variable \"${}\" is declared {} and must not be null.",
+                    def.name.node, def.var_type.node
+                ),
+                Some(def.name.pos),
+            );
+            let mut ext = ErrorExtensionValues::default();
+            ext.set("code", "BAD_USER_INPUT");
+            ext.set("field", def.name.node.as_str());
+            e.extensions = Some(ext);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Whether every variable of the operation is declared with a built-in scalar type and
+/// given a value of that type (or null where the type allows it), and no other variable is
+/// given: then validation, which checks a variable's value against the arguments it fills,
+/// cannot answer differently than it did for the same document before. Anything else
+/// (enums, input objects, lists, missing values, defaults) is validated in full.
+fn plainly_typed(doc: &ExecutableDocument, operation: Option<&str>, variables: &Variables) -> bool {
+    let Some(op) = chosen_operation(doc, operation) else {
+        return false;
+    };
+    let defined = &op.node.variable_definitions;
+    if variables.len() != defined.len() {
+        return false;
+    }
+    defined.iter().all(|def| {
+        let def = &def.node;
+        if def.default_value.is_some() {
+            return false;
+        }
+        let BaseType::Named(name) = &def.var_type.node.base else {
+            return false;
+        };
+        match variables.get(&def.name.node) {
+            None => false,
+            Some(Value::Null) => def.var_type.node.nullable,
+            Some(value) => match (name.as_str(), value) {
+                ("ID", Value::String(_)) | ("String", Value::String(_)) => true,
+                ("ID", Value::Number(n)) => n.is_i64() || n.is_u64(),
+                ("Int", Value::Number(n)) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                ("Float", Value::Number(_)) | ("Boolean", Value::Boolean(_)) => true,
+                _ => false,
+            },
+        }
+    })
 }
 
 #[cfg(test)]

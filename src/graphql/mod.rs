@@ -25,7 +25,7 @@ pub mod schema;
 pub mod suggestions;
 pub mod updates;
 
-pub use schema::{build_schema, build_ws_schema, ConveneSchema};
+pub use schema::{build_schema, build_trusted_schema, build_ws_schema, ConveneSchema};
 
 use async_graphql::Context;
 

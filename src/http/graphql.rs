@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Viewer;
+use crate::graphql::limits::Admission;
 use crate::startup::AppState;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -112,24 +113,27 @@ fn is_request_error(response: &GqlResponse) -> bool {
 
 /// Checks the request against the limits, attaching its parsed document. A refused request
 /// gets its answer back, with no `data`.
-fn refusal(
+fn admit(
     state: &AppState,
     headers: &HeaderMap,
     request: &mut async_graphql::Request,
-) -> Option<Response> {
-    let refused = state.gate.admit(request).err()?;
-    Some(respond(
-        headers,
-        &with_codes(GqlResponse::from_errors(vec![refused])),
-    ))
+) -> Result<Admission, Response> {
+    state.gate.admit(request).map_err(|refused| {
+        respond(
+            headers,
+            &with_codes(GqlResponse::from_errors(vec![refused])),
+        )
+    })
 }
 
-/// Runs an admitted request.
+/// Runs an admitted request: a document validated before (with plainly typed variables)
+/// on the schema that does not validate it again.
 async fn execute(
     state: AppState,
     headers: &HeaderMap,
     viewer: Viewer,
     request: async_graphql::Request,
+    admission: Admission,
 ) -> Response {
     let loaders = crate::graphql::loaders::request_loader(
         state.services.clone(),
@@ -139,8 +143,17 @@ async fn execute(
         .data(state.services.clone())
         .data(viewer)
         .data(loaders);
-    let response = with_codes(state.schema.execute(request).await);
-    respond(headers, &response)
+    let response = match admission {
+        Admission::Trusted => state.trusted_schema.execute(request).await,
+        Admission::Validate(_) => {
+            let response = state.schema.execute(request).await;
+            if !is_request_error(&response) {
+                admission.passed();
+            }
+            response
+        }
+    };
+    respond(headers, &with_codes(response))
 }
 
 fn respond(headers: &HeaderMap, response: &GqlResponse) -> Response {
@@ -202,10 +215,11 @@ pub async fn post(
         Ok(r) => r.into_inner(),
         Err(rejection) => return rejected(&headers, rejection),
     };
-    if let Some(refused) = refusal(&state, &headers, &mut request) {
-        return refused;
-    }
-    execute(state, &headers, viewer, request).await
+    let admission = match admit(&state, &headers, &mut request) {
+        Ok(admission) => admission,
+        Err(refused) => return refused,
+    };
+    execute(state, &headers, viewer, request, admission).await
 }
 
 /// The operation an admitted request would run (its document is already parsed).
@@ -246,9 +260,10 @@ pub async fn get(
         Err(rejection) => return rejected(&headers, rejection),
     };
     // The limits come first: finding the operation uses the document they parsed.
-    if let Some(refused) = refusal(&state, &headers, &mut request) {
-        return refused;
-    }
+    let admission = match admit(&state, &headers, &mut request) {
+        Ok(admission) => admission,
+        Err(refused) => return refused,
+    };
     if matches!(
         operation_type(&mut request),
         Some(OperationType::Mutation | OperationType::Subscription)
@@ -263,7 +278,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
-    execute(state, &headers, viewer, request).await
+    execute(state, &headers, viewer, request, admission).await
 }
 
 /// Anything but GET and POST on /graphql.

@@ -502,3 +502,56 @@ async fn shutdown_lets_an_in_flight_request_finish_then_refuses_connections() {
         "the port still accepts connections after stop"
     );
 }
+
+/// A document that passed validation once runs without it next time (`Admission::Trusted`),
+/// but only when each variable is a plain scalar given a value of its type: a validated
+/// document with wrong, missing or out-of-range variables gets the same error, before any
+/// data, as it did before it was ever validated; and a document that failed validation
+/// fails every time.
+#[tokio::test]
+async fn a_validated_document_still_checks_each_requests_variables() {
+    let app = spawn_app().await;
+    let q = "query($c: ID!, $n: Int) { suggestions(filter: {commitmentId: $c}, first: $n) { nodes { id } } }";
+    let c = uuid::Uuid::now_v7().to_string();
+    // Seen first with a wrong variable: cached, not yet validated.
+    let before = app.gql(None, q, json!({ "c": c, "n": "five" })).await;
+    assert_eq!(error_code(&before), "BAD_USER_INPUT", "{before}");
+    assert!(no_data(&before), "{before}");
+    for _ in 0..3 {
+        let r = app.gql(None, q, json!({ "c": c, "n": 5 })).await;
+        assert!(r["errors"].is_null(), "{r}");
+        assert_eq!(r["data"]["suggestions"]["nodes"], json!([]));
+    }
+    // Validated now; each of these must still be refused before it runs.
+    let after = app.gql(None, q, json!({ "c": c, "n": "five" })).await;
+    assert_eq!(after, before, "the same refusal as before validation");
+    for bad in [
+        json!({ "c": c, "n": 3_000_000_000_i64 }),
+        json!({ "c": c, "n": 1.5 }),
+        json!({ "c": null, "n": 5 }),
+        json!({ "n": 5 }),
+        json!({ "c": { "id": c }, "n": 5 }),
+        json!({ "c": true }),
+    ] {
+        let r = app.gql(None, q, bad.clone()).await;
+        assert_eq!(error_code(&r), "BAD_USER_INPUT", "{bad}: {r}");
+        assert!(no_data(&r), "{bad}: {r}");
+    }
+    // A non-null variable given null names the variable.
+    let r = app.gql(None, q, json!({ "c": null, "n": 5 })).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "c", "{r}");
+    // An integer is an ID too, and null is a nullable Int.
+    let r = app.gql(None, q, json!({ "c": 12, "n": null })).await;
+    assert_eq!(error_code(&r), "BAD_USER_INPUT", "{r}");
+    assert!(
+        r["errors"][0]["path"].is_array(),
+        "refused by the resolver, not validation: {r}"
+    );
+
+    let invalid = "{ suggestions { nodes { id noSuchField } } }";
+    for _ in 0..3 {
+        let r = app.gql(None, invalid, json!({})).await;
+        assert_eq!(error_code(&r), "BAD_USER_INPUT", "{r}");
+        assert!(no_data(&r), "{r}");
+    }
+}
