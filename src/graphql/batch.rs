@@ -28,6 +28,9 @@ struct KeyState<K, V, E: Clone> {
     started: HashMap<u64, (SharedBatch<K, V, E>, usize)>,
     /// How many callers wait on the pending batch.
     waiting: usize,
+    /// Keys registered so far, over every batch: a waiter that sees it move since it last
+    /// looked knows a sibling is still gathering.
+    registered: u64,
 }
 
 impl<K, V, E: Clone> Default for KeyState<K, V, E> {
@@ -37,6 +40,7 @@ impl<K, V, E: Clone> Default for KeyState<K, V, E> {
             generation: 0,
             started: HashMap::new(),
             waiting: 0,
+            registered: 0,
         }
     }
 }
@@ -162,16 +166,30 @@ impl<L: Send + Sync + 'static> Batcher<L> {
         if wanted.is_empty() {
             return Ok(found);
         }
-        let generation = self.with_state::<K, V<L, K>, E<L, K>, _>(|s| {
+        let (generation, mut seen) = self.with_state::<K, V<L, K>, E<L, K>, _>(|s| {
             for k in &wanted {
                 if !s.pending.contains(k) {
                     s.pending.push(k.clone());
                 }
             }
             s.waiting += 1;
-            s.generation
+            s.registered += 1;
+            (s.generation, s.registered)
         });
-        tokio::task::yield_now().await;
+        // Yield until a whole round passes in which no sibling added a key: siblings do not
+        // always all reach their load in one round (a set of more than a few dozen futures
+        // polls some, then yields itself), and a batch started early splits the page.
+        loop {
+            tokio::task::yield_now().await;
+            let still_gathering = self.with_state::<K, V<L, K>, E<L, K>, _>(|s| {
+                let moved = s.generation == generation && s.registered != seen;
+                seen = s.registered;
+                moved
+            });
+            if !still_gathering {
+                break;
+            }
+        }
         let loader = self.loader.clone();
         let batch = self.with_state::<K, V<L, K>, E<L, K>, _>(|s| {
             if s.generation == generation {

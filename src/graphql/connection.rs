@@ -27,7 +27,7 @@ macro_rules! connection {
         }
 
         #[doc = $edge_doc]
-        #[async_graphql::Object(serial)]
+        #[async_graphql::Object]
         impl $edge {
             /// Opaque position of this item; pass it as `after` to page on from here.
             async fn cursor(&self) -> String {
@@ -67,7 +67,7 @@ macro_rules! connection {
         }
 
         #[doc = $conn_doc]
-        #[async_graphql::Object(serial)]
+        #[async_graphql::Object]
         impl $conn {
             /// The items of this page with their cursors.
             async fn edges(&self) -> &[$edge] {

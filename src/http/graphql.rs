@@ -117,12 +117,12 @@ fn admit(
     state: &AppState,
     headers: &HeaderMap,
     request: &mut async_graphql::Request,
-) -> Result<Admission, Response> {
+) -> Result<Admission, Box<Response>> {
     state.gate.admit(request).map_err(|refused| {
-        respond(
+        Box::new(respond(
             headers,
             &with_codes(GqlResponse::from_errors(vec![refused])),
-        )
+        ))
     })
 }
 
@@ -217,7 +217,7 @@ pub async fn post(
     };
     let admission = match admit(&state, &headers, &mut request) {
         Ok(admission) => admission,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     execute(state, &headers, viewer, request, admission).await
 }
@@ -262,7 +262,7 @@ pub async fn get(
     // The limits come first: finding the operation uses the document they parsed.
     let admission = match admit(&state, &headers, &mut request) {
         Ok(admission) => admission,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if matches!(
         operation_type(&mut request),

@@ -150,7 +150,7 @@ macro_rules! via_sqlx {
                 match row.try_as_pg_row() {
                     Some(pg) => sea_orm::sqlx::Row::try_get_unchecked::<$t, _>(pg, at)
                         .map_err(|e| DbErr::Type(e.to_string())),
-                    None => Ok(row.try_get_by_index(at)?),
+                    None => row.try_get_by_index(at),
                 }
             }
         })+
@@ -172,7 +172,7 @@ macro_rules! via_sea_orm {
     ($($t:ty),+ $(,)?) => {
         $(impl ColumnValue for $t {
             fn read(row: &QueryResult, at: usize) -> Result<Self, DbErr> {
-                Ok(row.try_get_by_index(at)?)
+                row.try_get_by_index(at)
             }
         })+
     };

@@ -618,10 +618,15 @@ pub fn list_with_query(
     include: Include,
 ) -> AppResult<SelectStatement> {
     let include = needed(order, include);
-    let mut stmt = list_query(filter, order, page)?
-        .select_only()
-        .columns(include.suggestion.pick(SUGGESTION_COLUMNS))
-        .into_query();
+    // Columns named on the statement itself, as for the joins: sea-orm's `columns` would
+    // build each through its select-expression machinery, for plain columns as these are.
+    let mut stmt = list_query(filter, order, page)?.select_only().into_query();
+    stmt.columns(
+        include
+            .suggestion
+            .pick(SUGGESTION_COLUMNS)
+            .map(|c| (suggestion::Entity, c)),
+    );
     if let Some(columns) = include.author {
         stmt.inner_join(
             user::Entity,

@@ -912,9 +912,11 @@ async fn a_page_of_groups_costs_the_same_statements_whatever_its_size() {
             .all(|n| n["members"]["nodes"][0]["user"]["displayName"] == "Orla"));
         costs.push(cost);
     }
-    assert_eq!(
-        costs[0], costs[1],
-        "statements for 2 vs 20 groups: {costs:?}"
-    );
-    assert!(costs[0] <= 8, "a page took {} statements", costs[0]);
+    // One statement per level whatever the page's size (groups, their commitments, the
+    // commitments' groups, the viewer's memberships, the members, the people, and the
+    // viewer's session): two levels that load the same kind of row share a round when
+    // timing lets them, so a page may take fewer, never more.
+    for (n, cost) in [2, 20].iter().zip(&costs) {
+        assert!(*cost <= 8, "{cost} statements for {n} groups: {costs:?}");
+    }
 }
