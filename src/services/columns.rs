@@ -8,8 +8,10 @@
 //! that another part of the query shares.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use sea_orm::{DbErr, QueryResult};
+use uuid::Uuid;
 
 /// A table's column, as a bit of a `ColumnSet`: its position in the entity's `Column` enum.
 pub trait ColumnBit: Copy {
@@ -132,6 +134,25 @@ impl<'a> Columns<'a> {
     pub fn skip(&mut self, n: usize) {
         self.at += n;
     }
+}
+
+/// The value a page already decoded for `id` (passing over its `width` columns), or the one
+/// `read` decodes now, kept for the rows after: rows of one author or one commitment share
+/// one value. A page holds at most 100 rows, so a scan beats hashing.
+pub fn decoded_once<T>(
+    decoded: &mut Vec<(Uuid, Arc<T>)>,
+    id: Uuid,
+    at: &mut Columns<'_>,
+    width: usize,
+    read: impl FnOnce(&mut Columns<'_>) -> Result<T, DbErr>,
+) -> Result<Arc<T>, DbErr> {
+    if let Some((_, known)) = decoded.iter().find(|(k, _)| *k == id) {
+        at.skip(width);
+        return Ok(known.clone());
+    }
+    let value = Arc::new(read(at)?);
+    decoded.push((id, value.clone()));
+    Ok(value)
 }
 
 /// A value a list reads by position.

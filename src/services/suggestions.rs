@@ -15,7 +15,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::columns::{positional, ColumnSet, Columns};
+use super::columns::{decoded_once, positional, ColumnSet, Columns};
 use super::page::{Cursor, Page, PageRequest};
 use super::{account_limits, field, outbox, toggle, Ctx};
 use crate::auth::Actor;
@@ -669,49 +669,44 @@ pub async fn list_with(
     // one commitment twenty times).
     let has_next_page = rows.len() as u64 > page.first;
     rows.truncate(usize::try_from(page.first).unwrap_or(usize::MAX));
-    let mut authors: Vec<Arc<user::Profile>> = Vec::new();
-    let mut commitments: Vec<Arc<commitment::Model>> = Vec::new();
+    let mut authors = Vec::new();
+    let mut commitments = Vec::new();
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
         let mut at = Columns::new(row);
         let suggestion = read_suggestion(&mut at, include.suggestion)?;
-        // A page holds at most 100 rows: a scan of those already read beats hashing.
-        let author = match include.author {
-            Some(columns) => Some(
-                match authors.iter().find(|a| a.id == suggestion.author_id) {
-                    Some(known) => {
-                        at.skip(author_width);
-                        known.clone()
-                    }
-                    None => {
-                        let mut profile = read_profile(&mut at, columns)?;
+        let author = include
+            .author
+            .map(|columns| {
+                decoded_once(
+                    &mut authors,
+                    suggestion.author_id,
+                    &mut at,
+                    author_width,
+                    |at| {
+                        let mut profile = read_profile(at, columns)?;
                         profile.id = suggestion.author_id;
-                        let read = Arc::new(profile);
-                        authors.push(read.clone());
-                        read
-                    }
-                },
-            ),
-            None => None,
-        };
-        let commitment = match include.commitment {
-            Some(columns) => Some(
-                match commitments
-                    .iter()
-                    .find(|c| c.id == suggestion.commitment_id)
-                {
-                    Some(known) => known.clone(),
-                    None => {
-                        let mut commitment = read_commitment(&mut at, columns)?;
+                        Ok(profile)
+                    },
+                )
+            })
+            .transpose()?;
+        let commitment = include
+            .commitment
+            .map(|columns| {
+                decoded_once(
+                    &mut commitments,
+                    suggestion.commitment_id,
+                    &mut at,
+                    0,
+                    |at| {
+                        let mut commitment = read_commitment(at, columns)?;
                         commitment.id = suggestion.commitment_id;
-                        let read = Arc::new(commitment);
-                        commitments.push(read.clone());
-                        read
-                    }
-                },
-            ),
-            None => None,
-        };
+                        Ok(commitment)
+                    },
+                )
+            })
+            .transpose()?;
         items.push((
             cursor_for(order, &suggestion),
             Listed {
