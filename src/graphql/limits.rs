@@ -18,11 +18,13 @@ use async_graphql::parser::types::{
 };
 use async_graphql::parser::Positioned;
 use async_graphql::{
-    ErrorExtensionValues, Name, Pos, Request, ServerError, ServerResult, Value, Variables,
+    ErrorExtensionValues, ErrorExtensions, Name, Pos, Request, ServerError, ServerResult, Value,
+    Variables,
 };
 use async_graphql_value::Value as ParserValue;
 
 use crate::config::GraphqlSettings;
+use crate::error::AppError;
 
 /// The code every limit answers with.
 pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
@@ -627,15 +629,14 @@ impl QueryGate {
         };
         // The cost depends on the variables (`first: $n`), so it is measured every time.
         check_document(&self.limits, &self.shape, &doc, &request.variables)?;
-        null_for_non_null(&doc, request.operation_name.as_deref(), &request.variables)?;
+        let op = chosen_operation(&doc, request.operation_name.as_deref());
+        if let Some(op) = op {
+            null_for_non_null(op, &request.variables)?;
+        }
         let admission = match known {
             Some(k)
                 if k.validated.load(AtomicOrdering::Relaxed)
-                    && plainly_typed(
-                        &doc,
-                        request.operation_name.as_deref(),
-                        &request.variables,
-                    ) =>
+                    && op.is_some_and(|op| plainly_typed(op, &request.variables)) =>
             {
                 Admission::Trusted
             }
@@ -647,7 +648,7 @@ impl QueryGate {
 }
 
 /// The operation a request names, or its first.
-fn chosen_operation<'a>(
+pub(crate) fn chosen_operation<'a>(
     doc: &'a ExecutableDocument,
     operation: Option<&str>,
 ) -> Option<&'a Positioned<OperationDefinition>> {
@@ -665,29 +666,20 @@ fn chosen_operation<'a>(
 /// through when the argument it fills is nullable, and the field then runs as if the
 /// argument were left out.
 fn null_for_non_null(
-    doc: &ExecutableDocument,
-    operation: Option<&str>,
+    op: &Positioned<OperationDefinition>,
     variables: &Variables,
 ) -> ServerResult<()> {
-    let Some(op) = chosen_operation(doc, operation) else {
-        return Ok(());
-    };
     for def in &op.node.variable_definitions {
         let def = &def.node;
         if !def.var_type.node.nullable && matches!(variables.get(&def.name.node), Some(Value::Null))
         {
-            let mut e = ServerError::new(
-                format!(
-                    "Variable \"${}\" is declared {} and must not be null.",
-                    def.name.node, def.var_type.node
-                ),
-                Some(def.name.pos),
+            let message = format!(
+                "Variable \"${}\" is declared {} and must not be null.",
+                def.name.node, def.var_type.node
             );
-            let mut ext = ErrorExtensionValues::default();
-            ext.set("code", "BAD_USER_INPUT");
-            ext.set("field", def.name.node.as_str());
-            e.extensions = Some(ext);
-            return Err(e);
+            return Err(AppError::bad_input(def.name.node.as_str(), message)
+                .extend()
+                .into_server_error(def.name.pos));
         }
     }
     Ok(())
@@ -698,10 +690,7 @@ fn null_for_non_null(
 /// given: then validation, which checks a variable's value against the arguments it fills,
 /// cannot answer differently than it did for the same document before. Anything else
 /// (enums, input objects, lists, missing values, defaults) is validated in full.
-fn plainly_typed(doc: &ExecutableDocument, operation: Option<&str>, variables: &Variables) -> bool {
-    let Some(op) = chosen_operation(doc, operation) else {
-        return false;
-    };
+fn plainly_typed(op: &Positioned<OperationDefinition>, variables: &Variables) -> bool {
     let defined = &op.node.variable_definitions;
     if variables.len() != defined.len() {
         return false;

@@ -127,7 +127,7 @@ impl Suggestion {
 /// The columns each of the suggestion's own fields reads; `None` for a field not listed
 /// here, which then reads every column. Keep it beside the resolvers below: a field that
 /// starts reading another column must say so here (the test
-/// `suggestions::every_field_reads_the_same_through_a_narrowed_page` compares each field
+/// `columns::every_field_reads_the_same_through_a_narrowed_page` compares each field
 /// read through a page with the same field read whole).
 fn suggestion_columns(field: &str) -> Option<&'static [SuggestionColumn]> {
     use SuggestionColumn as C;

@@ -226,12 +226,7 @@ pub async fn post(
 pub(crate) fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
     let name = request.operation_name.clone();
     let doc = request.parsed_query().ok()?;
-    let mut ops = doc.operations.iter();
-    let chosen = match &name {
-        Some(name) => ops.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
-        None => ops.next(),
-    };
-    chosen.map(|(_, op)| op.node.ty)
+    crate::graphql::limits::chosen_operation(doc, name.as_deref()).map(|op| op.node.ty)
 }
 
 pub async fn get(

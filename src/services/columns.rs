@@ -206,16 +206,15 @@ via_sea_orm!(
 );
 
 /// The columns a list may read of a table, and a reader of them: one list makes both.
-/// `positional!(LISTED, read, Model, Column, [field: Col, field: Col = default, …],
-/// else [field: value, …])` defines `LISTED` (the columns in reading order) and
+/// `positional!(LISTED, read, Model, Column, [field: Col, field: Col = default, …])` defines
+/// `LISTED` (the columns in reading order) and
 /// `read(&mut Columns, ColumnSet) -> Result<Model, DbErr>`, which reads the set's columns
 /// in that order and gives every other field its default (`= value`, else
-/// `Default::default()`). Fields after `else` are never read by the list.
+/// `Default::default()`).
 macro_rules! positional {
     (
         $columns:ident, $read:ident, $($model:ident)::+, $column:ident,
         [$($field:ident: $col:ident $(= $default:expr)?),+ $(,)?]
-        $(, else [$($fixed:ident: $value:expr),+ $(,)?])?
     ) => {
         const $columns: &[$column] = &[$($column::$col),+];
 
@@ -230,7 +229,6 @@ macro_rules! positional {
                 } else {
                     $crate::services::columns::positional!(@default $($default)?)
                 },)+
-                $($($fixed: $value,)+)?
             })
         }
     };

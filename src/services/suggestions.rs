@@ -473,8 +473,8 @@ pub fn list_query(
 ///
 /// Whatever the sets say, a listed suggestion always carries its id, its author's id, its
 /// `hidden` flag (what deciding who sees its text needs) and its order's key (the cursor);
-/// a joined author or commitment always carries its id (taken from the suggestion's row). Every other column left out reads
-/// as its field's default: such a row is the page's alone.
+/// a joined author or commitment always carries its id (taken from the suggestion's row).
+/// Every other column left out reads as its field's default: such a row is the page's alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Include {
     pub suggestion: ColumnSet<suggestion::Column>,
@@ -617,7 +617,16 @@ pub fn list_with_query(
     page: &PageRequest,
     include: Include,
 ) -> AppResult<SelectStatement> {
-    let include = needed(order, include);
+    statement(filter, order, page, needed(order, include))
+}
+
+/// `list_with_query` for an `include` that already holds what every row needs.
+fn statement(
+    filter: &Filter,
+    order: Order,
+    page: &PageRequest,
+    include: Include,
+) -> AppResult<SelectStatement> {
     // Columns named on the statement itself, as for the joins: sea-orm's `columns` would
     // build each through its select-expression machinery, for plain columns as these are.
     let mut stmt = list_query(filter, order, page)?.select_only().into_query();
@@ -658,8 +667,8 @@ pub async fn list_with(
     page: &PageRequest,
     include: Include,
 ) -> AppResult<Page<Listed>> {
-    let stmt = list_with_query(filter, order, page, include)?;
     let include = needed(order, include);
+    let stmt = statement(filter, order, page, include)?;
     let author_width = include
         .author
         .map_or(0, |a| a.pick(PROFILE_COLUMNS).count());
