@@ -2,8 +2,6 @@
 //! every field still reads what it read whole, and the statement names no column the page
 //! does not need.
 
-use std::sync::{Arc, Mutex};
-
 use convene::entities::user::Role;
 use convene::entities::{commitment, suggestion, user};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
@@ -215,26 +213,11 @@ async fn every_field_reads_the_same_through_a_narrowed_page() {
         .all(|n| n["commitment"]["policyArea"] == "Open contracting"));
 }
 
-/// The statements a request runs, as SQL text.
-async fn app_recording_statements() -> (TestApp, Arc<Mutex<Vec<String>>>) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            record.lock().unwrap().push(info.statement.sql.clone());
-        }
-    });
-    (spawn_app_with_db(db, url, dir, |_| {}).await, seen)
-}
-
 /// The one statement of a page of suggestions names the columns its selection shows and
 /// those every row needs, never bodies it does not show, and never the password hash.
 #[tokio::test]
 async fn a_page_reads_only_the_columns_its_selection_shows() {
-    let (app, seen) = app_recording_statements().await;
+    let (app, seen) = spawn_app_recording_statements(|_| {}).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
     varied_suggestions(&app, &official, &commitment).await;
@@ -243,13 +226,12 @@ async fn a_page_reads_only_the_columns_its_selection_shows() {
         let app = &app;
         let seen = seen.clone();
         async move {
-            seen.lock().unwrap().clear();
+            seen.clear();
             let r = app.gql(None, &query, json!({})).await;
             assert!(r["errors"].is_null(), "{r}");
             // The outbox worker may run beside the request: only the list's statement counts.
             let statements: Vec<String> = seen
-                .lock()
-                .unwrap()
+                .taken()
                 .iter()
                 .filter(|sql| sql.contains("FROM \"suggestions\""))
                 .cloned()

@@ -3,7 +3,6 @@
 //! paging under inserts, the statement budget of a thread page, and `postAdded`.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use convene::entities::user::Role;
@@ -1215,22 +1214,7 @@ async fn paging_posts_while_posts_arrive_never_repeats_or_skips() {
 
 #[tokio::test]
 async fn a_thread_page_costs_the_same_statements_for_5_and_50_posts() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(AtomicUsize::new(0));
-    let counter = statements.clone();
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let log = seen.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            counter.fetch_add(1, Ordering::SeqCst);
-            log.lock()
-                .unwrap()
-                .push(info.statement.sql.chars().take(90).collect());
-        }
-    });
-    let app = spawn_app_with_db(db, url, dir, |s| s.graphql.max_cost = 20_000).await;
+    let (app, statements) = spawn_app_recording_statements(|s| s.graphql.max_cost = 20_000).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let org = user_with_role(&app, "org@example.org", "Orla", Role::Organiser).await;
     let ann = app.verified_user("ann@example.org", "Ann").await;
@@ -1275,10 +1259,9 @@ async fn a_thread_page_costs_the_same_statements_for_5_and_50_posts() {
     let q = "query($id: ID!) { thread(id: $id) { title locked postCount author { displayName } officialResponses { body } posts(first: 50) { nodes { id body bodyHtml depth hidden deleted editedAt author { displayName } parent { id } thread { id } reactions { reaction count viewerReacted } revisions { body } } } } }";
     let mut costs = Vec::new();
     for (n, t) in &threads {
-        statements.store(0, Ordering::SeqCst);
-        seen.lock().unwrap().clear();
+        statements.clear();
         let r = app.gql(Some(&viewer.access), q, json!({"id": t})).await;
-        let cost = statements.load(Ordering::SeqCst);
+        let cost = statements.count();
         let nodes = r["data"]["thread"]["posts"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));
@@ -1286,7 +1269,12 @@ async fn a_thread_page_costs_the_same_statements_for_5_and_50_posts() {
         assert!(nodes
             .iter()
             .any(|p| p["reactions"][1]["viewerReacted"] == true));
-        costs.push((cost, seen.lock().unwrap().clone()));
+        let seen: Vec<String> = statements
+            .taken()
+            .iter()
+            .map(|sql| sql.chars().take(90).collect())
+            .collect();
+        costs.push((cost, seen));
     }
     assert_eq!(
         costs[0].0, costs[1].0,
@@ -1387,17 +1375,7 @@ async fn post_added_pushes_visible_posts_and_refuses_outsiders() {
 
 #[tokio::test]
 async fn a_page_of_threads_with_their_first_posts_costs_the_same_statements_whatever_its_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let counter = statements.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            counter.lock().unwrap().push(info.statement.sql.clone());
-        }
-    });
-    let app = spawn_app_with_db(db, url, dir, |s| s.graphql.max_cost = 20_000).await;
+    let (app, statements) = spawn_app_recording_statements(|s| s.graphql.max_cost = 20_000).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let ann = app.verified_user("ann@example.org", "Ann").await;
     let bob = app.verified_user("bob@example.org", "Bob").await;
@@ -1420,11 +1398,11 @@ async fn a_page_of_threads_with_their_first_posts_costs_the_same_statements_what
     let q = "query($c: ID!) { commitment(id: $c) { threads(first: 10) { totalCount nodes { title postCount author { displayName } posts(first: 3) { nodes { body author { displayName } reactions { count viewerReacted } } } } } } }";
     let mut costs = Vec::new();
     for (commitment, n) in [(&small, 2), (&large, 8)] {
-        statements.lock().unwrap().clear();
+        statements.clear();
         let r = app
             .gql(Some(&bob.access), q, json!({"c": commitment}))
             .await;
-        let cost = statements.lock().unwrap().clone();
+        let cost = statements.taken();
         let nodes = r["data"]["commitment"]["threads"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));

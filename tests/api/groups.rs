@@ -2,9 +2,6 @@
 //! roles, the last-organiser rule under concurrency, private groups' member lists, the
 //! list and its filters, notification events, and the statement budget of a page.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use convene::entities::membership;
 use convene::entities::user::Role;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -856,17 +853,7 @@ async fn the_group_list_pages_by_name_and_filters_by_search_commitment_and_membe
 
 #[tokio::test]
 async fn a_page_of_groups_costs_the_same_statements_whatever_its_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(AtomicUsize::new(0));
-    let counter = statements.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    let app = spawn_app_with_db(db, url, dir, |s| s.graphql.max_cost = 10_000).await;
+    let (app, statements) = spawn_app_recording_statements(|s| s.graphql.max_cost = 10_000).await;
     let org = user_with_role(&app, "org@example.org", "Orla", Role::Organiser).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let viewer = app.verified_user("viewer@example.org", "Viewer").await;
@@ -890,9 +877,9 @@ async fn a_page_of_groups_costs_the_same_statements_whatever_its_size() {
     let q = "query($n: Int) { workingGroups(first: $n) { nodes { name memberCount commitments { reference workingGroups { slug } } viewerMembership { status role } members(first: 5) { nodes { role user { displayName } } } } } }";
     let mut costs = Vec::new();
     for n in [2, 20] {
-        statements.store(0, Ordering::SeqCst);
+        statements.clear();
         let r = app.gql(Some(&viewer.access), q, json!({"n": n})).await;
-        let cost = statements.load(Ordering::SeqCst);
+        let cost = statements.count();
         let nodes = r["data"]["workingGroups"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));

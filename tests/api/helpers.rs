@@ -1,6 +1,7 @@
 //! `spawn_app` and the tools tests use to talk to it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use convene::config::{MailTransportKind, Settings};
@@ -609,4 +610,44 @@ impl Harness {
         }
         after
     }
+}
+
+/// The SQL a test app's database runs, in order, but for the outbox worker's, which polls
+/// beside the requests a test measures.
+#[derive(Clone, Default)]
+pub struct Statements(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Statements {
+    pub fn clear(&self) {
+        self.0.lock().expect("statements").clear();
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().expect("statements").len()
+    }
+
+    /// The statements run since the last `clear`.
+    pub fn taken(&self) -> Vec<String> {
+        self.0.lock().expect("statements").clone()
+    }
+}
+
+/// An app on a fresh database whose statements are recorded (see `Statements`).
+pub async fn spawn_app_recording_statements(
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, Statements) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database_url(dir.path()).await;
+    let mut db = convene::db::connect_url(&url, 5).await.expect("connect");
+    let statements = Statements::default();
+    let record = statements.0.clone();
+    db.set_metric_callback(move |info| {
+        if !info.statement.sql.contains("outbox") {
+            record
+                .lock()
+                .expect("statements")
+                .push(info.statement.sql.clone());
+        }
+    });
+    (spawn_app_with_db(db, url, dir, configure).await, statements)
 }

@@ -3,8 +3,6 @@
 //! reminders across instances, and the statement budget of a group page.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use convene::entities::membership::{Role as MemberRole, Status as MemberStatus};
@@ -1253,17 +1251,7 @@ async fn five_concurrent_withdrawals_promote_the_first_five_waiting_in_order() {
 
 #[tokio::test]
 async fn a_group_page_costs_the_same_statements_for_2_and_20_meetups() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(AtomicUsize::new(0));
-    let counter = statements.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    let app = spawn_app_with_db(db, url, dir, |s| {
+    let (app, statements) = spawn_app_recording_statements(|s| {
         s.jobs.reminder_interval_secs = 3600;
         s.jobs.trending_refresh_secs = 3600;
     })
@@ -1322,11 +1310,11 @@ async fn a_group_page_costs_the_same_statements_for_2_and_20_meetups() {
             .await;
         }
         let q = "query($id: ID!) { workingGroup(id: $id) { name memberCount viewerMembership { role } calendarUrl members(first: 20) { nodes { role user { displayName } } } meetups(first: 10, upcoming: true) { nodes { title goingCount waitlistCount onlineUrl calendarUrl viewerRsvp { status waitlistPosition } outcome { summary } workingGroup { name } } } } }";
-        statements.store(0, Ordering::SeqCst);
+        statements.clear();
         let r = app
             .gql(Some(&viewer.access), q, json!({"id": group.to_string()}))
             .await;
-        let cost = statements.load(Ordering::SeqCst);
+        let cost = statements.count();
         let nodes = r["data"]["workingGroup"]["meetups"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));

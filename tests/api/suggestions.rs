@@ -2,7 +2,6 @@
 //! pagination under inserts, and the statement budget of a page.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use convene::entities::user::Role;
@@ -861,20 +860,9 @@ async fn bulk_suggestions(
 
 #[tokio::test]
 async fn a_page_costs_the_same_statements_whatever_its_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(AtomicUsize::new(0));
-    let counter = statements.clone();
-    // The outbox worker polls in the background; only the request's statements count.
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
     // A hundred suggestions with every relation cost about 5,400: over the default budget,
     // which is not what this test is about.
-    let app = spawn_app_with_db(db, url, dir, |s| s.graphql.max_cost = 10_000).await;
+    let (app, statements) = spawn_app_recording_statements(|s| s.graphql.max_cost = 10_000).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let viewer = app.verified_user("viewer@example.org", "Viewer").await;
     let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
@@ -886,11 +874,11 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
     let q = "query($c: ID!, $n: Int) { suggestions(filter: {commitmentId: $c}, orderBy: TOP, first: $n) { totalCount nodes { title supportCount viewerHasSupported viewerIsFollowing followerCount author { displayName } commitment { reference } revisions { title } responses { body } duplicateOf { id } } } }";
     let mut costs = Vec::new();
     for n in [10, 100] {
-        statements.store(0, Ordering::SeqCst);
+        statements.clear();
         let r = app
             .gql(Some(&viewer.access), q, json!({"c": commitment, "n": n}))
             .await;
-        let cost = statements.load(Ordering::SeqCst);
+        let cost = statements.count();
         let nodes = r["data"]["suggestions"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));
@@ -911,22 +899,12 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
 
 #[tokio::test]
 async fn a_page_with_authors_and_commitments_reads_them_in_its_own_statement() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = statements.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            seen.lock().unwrap().push(info.statement.sql.clone());
-        }
-    });
-    let app = spawn_app_with_db(db, url, dir, |_| {}).await;
+    let (app, statements) = spawn_app_recording_statements(|_| {}).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
     bulk_suggestions(&app.db, uuid::Uuid::parse_str(&commitment).unwrap(), 30).await;
     let q = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, orderBy: NEW, first: 20) { nodes { title author { displayName } commitment { reference } } } }";
-    statements.lock().unwrap().clear();
+    statements.clear();
     let r = app.gql(None, q, json!({"c": commitment})).await;
     let nodes = r["data"]["suggestions"]["nodes"]
         .as_array()
@@ -939,14 +917,14 @@ async fn a_page_with_authors_and_commitments_reads_them_in_its_own_statement() {
                 .as_str()
                 .unwrap()
                 .starts_with("Bulk")));
-    let sql = statements.lock().unwrap().clone();
+    let sql = statements.taken();
     assert_eq!(sql.len(), 1, "one statement for the page: {sql:#?}");
     // Neither the bodies (not selected) nor the password hash are read.
     assert!(!sql[0].contains("password_hash"), "{}", sql[0]);
     assert!(!sql[0].contains("\"suggestions\".\"body"), "{}", sql[0]);
 
     // Selecting the body reads it, still in one statement.
-    statements.lock().unwrap().clear();
+    statements.clear();
     let q = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, first: 5) { nodes { body bodyHtml } } }";
     let r = app.gql(None, q, json!({"c": commitment})).await;
     let nodes = r["data"]["suggestions"]["nodes"].as_array().unwrap();
@@ -955,10 +933,10 @@ async fn a_page_with_authors_and_commitments_reads_them_in_its_own_statement() {
             && !n["bodyHtml"].as_str().unwrap().is_empty()),
         "{r}"
     );
-    assert_eq!(statements.lock().unwrap().len(), 1);
+    assert_eq!(statements.count(), 1);
 
     // The look-ahead sees through fragments too.
-    statements.lock().unwrap().clear();
+    statements.clear();
     let q = "query($c: ID!) { suggestions(filter: {commitmentId: $c}, first: 5) { nodes { ...B } } } fragment B on Suggestion { duplicateOf { id } title body }";
     let r = app.gql(None, q, json!({"c": commitment})).await;
     let nodes = r["data"]["suggestions"]["nodes"].as_array().unwrap();
@@ -968,7 +946,7 @@ async fn a_page_with_authors_and_commitments_reads_them_in_its_own_statement() {
             .all(|n| !n["body"].as_str().unwrap().is_empty()),
         "{r}"
     );
-    assert_eq!(statements.lock().unwrap().len(), 1);
+    assert_eq!(statements.count(), 1);
 }
 
 /// A page's statement is read back by column position: every column must land in its own

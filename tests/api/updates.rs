@@ -297,21 +297,7 @@ async fn readers_answer_an_update_with_a_suggestion_of_the_same_commitment() {
 
 #[tokio::test]
 async fn a_page_of_updates_costs_the_same_statements_whatever_its_size() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut db = convene::db::connect_url(&url, 5).await.unwrap();
-    let statements = Arc::new(AtomicUsize::new(0));
-    let counter = statements.clone();
-    // The outbox worker polls in the background; only the request's statements count.
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    let app = spawn_app_with_db(db, url, dir, |_| {}).await;
+    let (app, statements) = spawn_app_recording_statements(|_| {}).await;
     let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
     let admin = user_with_role(&app, "admin@example.org", "Ada", Role::Admin).await;
     let commitment = create_commitment(&app, &official, "UK0072", "Open contracts").await;
@@ -331,9 +317,9 @@ async fn a_page_of_updates_costs_the_same_statements_whatever_its_size() {
     let q = "query($c: ID!, $n: Int) { commitment(id: $c) { updates(first: $n) { nodes { title bodyHtml hidden author { displayName } milestone { title } commitment { reference } } } } }";
     let mut costs = Vec::new();
     for n in [2, 10] {
-        statements.store(0, Ordering::SeqCst);
+        statements.clear();
         let r = app.gql(None, q, json!({"c": commitment, "n": n})).await;
-        let cost = statements.load(Ordering::SeqCst);
+        let cost = statements.count();
         let nodes = r["data"]["commitment"]["updates"]["nodes"]
             .as_array()
             .unwrap_or_else(|| panic!("{r}"));
