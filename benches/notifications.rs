@@ -20,6 +20,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,18 +34,13 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use common::number;
+
 const SIGNING_KEY: &str = "bench-signing-key-0123456789abcdef0123456789";
 /// Rows per INSERT while loading.
 const LOAD_CHUNK: usize = 1_000;
 /// The parts, in the order they run.
 const PARTS: &[&str] = &["digest"];
-
-fn number(key: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(key) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().with_context(|| key.to_string()),
-        _ => Ok(default),
-    }
-}
 
 fn pg_url() -> Option<String> {
     std::env::var("CONVENE_BENCH_PG_URL")

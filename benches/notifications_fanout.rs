@@ -22,12 +22,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../tests/api/smtp_server.rs"]
 #[allow(dead_code)]
 mod smtp_server;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -39,13 +39,12 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
+use common::{account, gql, number, spawn_convene, Profile};
 use smtp_server::SmtpServer;
 
-const SIGNING_KEY: &str = "bench-signing-key-0123456789abcdef0123456789";
-const PASSWORD: &str = "violet tractor on a quiet harbour 1987";
 const RESPOND: &str =
     "mutation($i: PublishResponseInput!) { publishResponse(input: $i) { response { id } } }";
 /// Rows per bulk INSERT in the set-up.
@@ -58,13 +57,6 @@ struct Options {
     mail_timeout: Duration,
     pg_url: Option<String>,
     binary: PathBuf,
-}
-
-fn number(key: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(key) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().with_context(|| key.to_string()),
-        _ => Ok(default),
-    }
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -83,102 +75,6 @@ fn options() -> anyhow::Result<Options> {
                 PathBuf::from,
             ),
     })
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_convene(binary: &Path, url: &str, smtp_port: u16) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let child = Command::new(binary)
-        .env("CONVENE_CONFIG_DIR", &config_dir)
-        .env("CONVENE__DATABASE__URL", url)
-        .env("CONVENE__SERVER__ADDRESS", format!("127.0.0.1:{port}"))
-        .env("CONVENE__AUTH__SIGNING_KEY", SIGNING_KEY)
-        .env("CONVENE__MAIL__TRANSPORT", "smtp")
-        .env("CONVENE__MAIL__SMTP__HOST", "127.0.0.1")
-        .env("CONVENE__MAIL__SMTP__PORT", smtp_port.to_string())
-        .env("CONVENE__MAIL__SMTP__TLS", "none")
-        .env("CONVENE__JOBS__ENABLED", "true")
-        .env("CONVENE__JOBS__POLL_INTERVAL_MS", "50")
-        // The official is a new account posting two suggestions at once.
-        .env("CONVENE__LIMITS__SUGGESTIONS_PER_MINUTE", "1000")
-        .env("CONVENE__LIMITS__SUGGESTIONS_PER_HOUR", "1000")
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    Ok(Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    })
-}
-
-async fn gql(
-    http: &reqwest::Client,
-    base: &str,
-    token: Option<&str>,
-    query: &str,
-    variables: Value,
-) -> anyhow::Result<Value> {
-    let mut req = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let v: Value = req.send().await?.json().await?;
-    if !v["errors"].is_null() {
-        bail!("{query}: {v}");
-    }
-    Ok(v["data"].clone())
-}
-
-/// Signs up, marks the account verified and OFFICIAL in the database, logs in.
-async fn official(
-    http: &reqwest::Client,
-    base: &str,
-    db: &DatabaseConnection,
-    email: &str,
-) -> anyhow::Result<String> {
-    gql(
-        http,
-        base,
-        None,
-        "mutation($i: SignUpInput!) { signUp(input: $i) { accepted } }",
-        json!({ "i": { "email": email, "password": PASSWORD, "displayName": "Olu Official", "organisation": "Cabinet Office", "sector": "PUBLIC" } }),
-    )
-    .await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(Utc::now())))
-        .col_expr(user::Column::Role, Expr::value(user::Role::Official))
-        .filter(user::Column::Email.eq(email))
-        .exec(db)
-        .await?;
-    let d = gql(
-        http,
-        base,
-        None,
-        "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
-        json!({ "i": { "email": email, "password": PASSWORD } }),
-    )
-    .await?;
-    Ok(d["logIn"]["accessToken"]
-        .as_str()
-        .context("no access token")?
-        .to_string())
 }
 
 /// `n` verified accounts following `suggestion`, each wanting mail about it at once.
@@ -328,7 +224,22 @@ async fn run(o: Options) -> anyhow::Result<()> {
     let db = convene::db::connect_url(&url, 2).await?;
     convene::db::migrate(&db).await?;
     let sink = SmtpServer::start().await;
-    let server = spawn_convene(&o.binary, &url, sink.port())?;
+    let server = spawn_convene(
+        &o.binary,
+        &url,
+        &[
+            ("CONVENE__MAIL__TRANSPORT", "smtp".into()),
+            ("CONVENE__MAIL__SMTP__HOST", "127.0.0.1".into()),
+            ("CONVENE__MAIL__SMTP__PORT", sink.port().to_string()),
+            ("CONVENE__MAIL__SMTP__TLS", "none".into()),
+            ("CONVENE__JOBS__ENABLED", "true".into()),
+            ("CONVENE__JOBS__POLL_INTERVAL_MS", "50".into()),
+            // The official is a new account posting two suggestions at once.
+            ("CONVENE__LIMITS__SUGGESTIONS_PER_MINUTE", "1000".into()),
+            ("CONVENE__LIMITS__SUGGESTIONS_PER_HOUR", "1000".into()),
+            ("RUST_LOG", "error".into()),
+        ],
+    )?;
     let http = reqwest::Client::new();
     let started = Instant::now();
     while http
@@ -343,7 +254,15 @@ async fn run(o: Options) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let token = official(&http, &server.base, &db, "official@bench.example").await?;
+    let token = account(
+        &http,
+        &server.base,
+        &db,
+        "official@bench.example",
+        user::Role::Official,
+        Profile("Olu Official", "Cabinet Office", "PUBLIC"),
+    )
+    .await?;
     let d = gql(&http, &server.base, Some(&token), "mutation($i: CreateCommitmentInput!) { createCommitment(input: $i) { commitment { id } } }",
         json!({"i": {"reference": "UK0001", "title": "Notify data users", "description": "About notifications.", "actionPlan": "Bench plan", "leadInstitution": "Cabinet Office", "status": "LIMITED"}})).await?;
     let commitment = d["createCommitment"]["commitment"]["id"]

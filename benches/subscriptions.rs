@@ -25,15 +25,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::{SinkExt, StreamExt};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, Semaphore};
@@ -42,8 +43,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-const SIGNING_KEY: &str = "bench-signing-key-0123456789abcdef0123456789";
-const PASSWORD: &str = "violet tractor on a quiet harbour 1987";
+use common::{account, gql, number, spawn_convene, Profile};
+
 const SUBSCRIPTION: &str =
     "subscription($id: ID!) { suggestionUpdated(id: $id) { id supportCount status } }";
 /// Sockets being opened at once.
@@ -57,13 +58,6 @@ struct Options {
     events: usize,
     pg_url: Option<String>,
     binary: PathBuf,
-}
-
-fn number(key: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(key) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().with_context(|| key.to_string()),
-        _ => Ok(default),
-    }
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -109,110 +103,6 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_convene(binary: &Path, url: &str, sockets: usize) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let child = Command::new(binary)
-        .env("CONVENE_CONFIG_DIR", &config_dir)
-        .env("CONVENE__DATABASE__URL", url)
-        .env("CONVENE__SERVER__ADDRESS", format!("127.0.0.1:{port}"))
-        .env("CONVENE__AUTH__SIGNING_KEY", SIGNING_KEY)
-        .env("CONVENE__MAIL__TRANSPORT", "memory")
-        .env("CONVENE__JOBS__ENABLED", "false")
-        .env(
-            "CONVENE__WEBSOCKET__MAX_CONNECTIONS",
-            (sockets + 16).to_string(),
-        )
-        .env(
-            "CONVENE__WEBSOCKET__MAX_CONNECTIONS_PER_ADDRESS",
-            (sockets + 16).to_string(),
-        )
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    Ok(Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        port,
-    })
-}
-
-async fn gql(
-    http: &reqwest::Client,
-    base: &str,
-    token: Option<&str>,
-    query: &str,
-    variables: Value,
-) -> anyhow::Result<Value> {
-    let mut req = http
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query, "variables": variables }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let v: Value = req.send().await?.json().await?;
-    if !v["errors"].is_null() {
-        bail!("{query}: {v}");
-    }
-    Ok(v["data"].clone())
-}
-
-/// Signs up, marks the account verified (and its role) in the database, logs in.
-async fn account(
-    http: &reqwest::Client,
-    base: &str,
-    db: &sea_orm::DatabaseConnection,
-    email: &str,
-    role: convene::entities::user::Role,
-) -> anyhow::Result<String> {
-    use convene::entities::user;
-    gql(
-        http,
-        base,
-        None,
-        "mutation($i: SignUpInput!) { signUp(input: $i) { accepted } }",
-        json!({ "i": { "email": email, "password": PASSWORD, "displayName": email, "organisation": "Bench", "sector": "CIVIL_SOCIETY" } }),
-    )
-    .await?;
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::EmailVerifiedAt,
-            sea_orm::sea_query::Expr::value(Some(chrono::Utc::now())),
-        )
-        .col_expr(user::Column::Role, sea_orm::sea_query::Expr::value(role))
-        .filter(user::Column::Email.eq(email))
-        .exec(db)
-        .await?;
-    let d = gql(
-        http,
-        base,
-        None,
-        "mutation($i: LogInInput!) { logIn(input: $i) { accessToken } }",
-        json!({ "i": { "email": email, "password": PASSWORD } }),
-    )
-    .await?;
-    Ok(d["logIn"]["accessToken"]
-        .as_str()
-        .context("no access token")?
-        .to_string())
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -313,7 +203,23 @@ async fn run(o: Options) -> anyhow::Result<()> {
     };
     let db = convene::db::connect_url(&url, 2).await?;
     convene::db::migrate(&db).await?;
-    let server = spawn_convene(&o.binary, &url, sockets)?;
+    let server = spawn_convene(
+        &o.binary,
+        &url,
+        &[
+            ("CONVENE__MAIL__TRANSPORT", "memory".into()),
+            ("CONVENE__JOBS__ENABLED", "false".into()),
+            (
+                "CONVENE__WEBSOCKET__MAX_CONNECTIONS",
+                (sockets + 16).to_string(),
+            ),
+            (
+                "CONVENE__WEBSOCKET__MAX_CONNECTIONS_PER_ADDRESS",
+                (sockets + 16).to_string(),
+            ),
+            ("RUST_LOG", "warn".into()),
+        ],
+    )?;
     let pid = server.child.id();
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -336,6 +242,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
         &db,
         "official@bench.example",
         Role::Official,
+        Profile("official@bench.example", "Bench", "CIVIL_SOCIETY"),
     )
     .await?;
     let supporter = account(
@@ -344,6 +251,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
         &db,
         "supporter@bench.example",
         Role::Member,
+        Profile("supporter@bench.example", "Bench", "CIVIL_SOCIETY"),
     )
     .await?;
     let d = gql(&http, &server.base, Some(&official), "mutation($i: CreateCommitmentInput!) { createCommitment(input: $i) { commitment { id } } }",
