@@ -48,34 +48,6 @@ fn pg_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-/// A fresh, migrated database: `convene_bench_notify` on PostgreSQL, or a SQLite file in
-/// `dir`. Returns its URL and the backend's name.
-async fn fresh_database(dir: &Path) -> anyhow::Result<(String, &'static str)> {
-    let (url, backend) = match pg_url() {
-        Some(admin) => {
-            let admin_db = convene::db::connect_url(&admin, 1).await?;
-            admin_db
-                .execute_unprepared("DROP DATABASE IF EXISTS convene_bench_notify WITH (FORCE)")
-                .await?;
-            admin_db
-                .execute_unprepared("CREATE DATABASE convene_bench_notify")
-                .await?;
-            admin_db.close().await?;
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (format!("{base}/convene_bench_notify"), "PostgreSQL")
-        }
-        None => {
-            let file = dir.join("convene.db");
-            let _ = std::fs::remove_file(&file);
-            (format!("sqlite://{}?mode=rwc", file.display()), "SQLite")
-        }
-    };
-    let db = convene::db::connect_url(&url, 2).await?;
-    convene::db::migrate(&db).await?;
-    db.close().await?;
-    Ok((url, backend))
-}
-
 fn settings() -> anyhow::Result<Settings> {
     let mut s = Settings::load_for(Path::new("config"), "test", false)?;
     s.auth.signing_key = SecretString::from(SIGNING_KEY);
@@ -271,7 +243,8 @@ mod digest {
         pending: usize,
         verbose: bool,
     ) -> anyhow::Result<()> {
-        let (url, backend) = fresh_database(dir).await?;
+        let (url, backend) =
+            common::fresh_database(pg_url().as_deref(), "convene_bench_notify", dir).await?;
         let mut db = convene::db::connect_url(&url, 5).await?;
         let statements = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::<String>::new()));

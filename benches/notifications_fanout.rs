@@ -36,13 +36,12 @@ use convene::entities::notification_preference::{self, EmailPreference};
 use convene::entities::{notification, suggestion, suggestion_follow, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use common::{account, gql, number, spawn_convene, Profile};
+use common::{account, fresh_database, gql, number, spawn_convene, Profile};
 use smtp_server::SmtpServer;
 
 const RESPOND: &str =
@@ -200,29 +199,9 @@ async fn until_count(
 
 async fn run(o: Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (url, backend) = match &o.pg_url {
-        Some(admin) => {
-            let admin_db = convene::db::connect_url(admin, 1).await?;
-            admin_db
-                .execute_unprepared("DROP DATABASE IF EXISTS convene_bench_fanout")
-                .await?;
-            admin_db
-                .execute_unprepared("CREATE DATABASE convene_bench_fanout")
-                .await?;
-            admin_db.close().await?;
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (format!("{base}/convene_bench_fanout"), "PostgreSQL")
-        }
-        None => (
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("convene.db").display()
-            ),
-            "SQLite",
-        ),
-    };
+    let (url, backend) =
+        fresh_database(o.pg_url.as_deref(), "convene_bench_fanout", dir.path()).await?;
     let db = convene::db::connect_url(&url, 2).await?;
-    convene::db::migrate(&db).await?;
     let sink = SmtpServer::start().await;
     let server = spawn_convene(
         &o.binary,

@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::{SinkExt, StreamExt};
-use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
 use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, Semaphore};
@@ -43,7 +42,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{account, gql, number, spawn_convene, Profile};
+use common::{account, fresh_database, gql, number, spawn_convene, Profile};
 
 const SUBSCRIPTION: &str =
     "subscription($id: ID!) { suggestionUpdated(id: $id) { id supportCount status } }";
@@ -180,29 +179,9 @@ async fn run(o: Options) -> anyhow::Result<()> {
         bail!("the open-file limit ({nofile}) is too low for {sockets} sockets; raise the hard limit (ulimit -Hn)");
     }
     let dir = tempfile::tempdir()?;
-    let (url, backend) = match &o.pg_url {
-        Some(admin) => {
-            let admin_db = convene::db::connect_url(admin, 1).await?;
-            admin_db
-                .execute_unprepared("DROP DATABASE IF EXISTS convene_bench_ws")
-                .await?;
-            admin_db
-                .execute_unprepared("CREATE DATABASE convene_bench_ws")
-                .await?;
-            admin_db.close().await?;
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            (format!("{base}/convene_bench_ws"), "PostgreSQL")
-        }
-        None => (
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("convene.db").display()
-            ),
-            "SQLite",
-        ),
-    };
+    let (url, backend) =
+        fresh_database(o.pg_url.as_deref(), "convene_bench_ws", dir.path()).await?;
     let db = convene::db::connect_url(&url, 2).await?;
-    convene::db::migrate(&db).await?;
     let server = spawn_convene(
         &o.binary,
         &url,

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 pub const SIGNING_KEY: &str = "bench-signing-key-0123456789abcdef0123456789";
@@ -20,6 +20,38 @@ pub fn number(key: &str, default: usize) -> anyhow::Result<usize> {
         Ok(v) if !v.trim().is_empty() => v.trim().parse().with_context(|| key.to_string()),
         _ => Ok(default),
     }
+}
+
+/// A fresh, migrated database: `name` on the PostgreSQL server of `pg_admin` (an URL of any
+/// database there), or a SQLite file in `dir`. Returns its URL and the backend's name.
+pub async fn fresh_database(
+    pg_admin: Option<&str>,
+    name: &str,
+    dir: &Path,
+) -> anyhow::Result<(String, &'static str)> {
+    let (url, backend) = match pg_admin {
+        Some(admin) => {
+            let admin_db = convene::db::connect_url(admin, 1).await?;
+            admin_db
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+            admin_db
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            admin_db.close().await?;
+            let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+            (format!("{base}/{name}"), "PostgreSQL")
+        }
+        None => {
+            let file = dir.join("convene.db");
+            let _ = std::fs::remove_file(&file);
+            (format!("sqlite://{}?mode=rwc", file.display()), "SQLite")
+        }
+    };
+    let db = convene::db::connect_url(&url, 2).await?;
+    convene::db::migrate(&db).await?;
+    db.close().await?;
+    Ok((url, backend))
 }
 
 /// A Convene process, killed when dropped.
