@@ -5,6 +5,7 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::ctx;
+use super::plain::{self, Plain};
 use super::scalars::{parse_id, to_id};
 use crate::entities::user::{self, Role as DbRole, Sector as DbSector};
 use crate::services::accounts::{self, ProfileChanges, SessionTokens, SignUp};
@@ -61,6 +62,32 @@ impl User {
             "email" => &[C::Email],
             _ => return None,
         })
+    }
+}
+
+impl User {
+    /// The fields a person answers at once (`graphql::plain`), from the profile alone: what
+    /// the resolvers below give, without a future each.
+    pub(crate) fn answer(p: &user::Profile, name: &str) -> plain::Answer {
+        match name {
+            "id" => plain::scalar(&to_id(p.id)),
+            "displayName" => plain::string(&p.display_name),
+            "bio" => plain::string(&p.bio),
+            "organisation" => plain::string(&p.organisation),
+            "sector" => plain::enumeration(Sector::from(p.sector)),
+            "role" => plain::enumeration(Role::from(p.role)),
+            "emailVerified" => plain::scalar(&p.email_verified_at.is_some()),
+            "createdAt" => plain::scalar(&p.created_at),
+            _ => None,
+        }
+    }
+}
+
+impl Plain for User {
+    const ANSWERS: bool = true;
+
+    fn plain(&self, _c: &Context<'_>, name: &str) -> plain::Answer {
+        User::answer(&self.0, name)
     }
 }
 

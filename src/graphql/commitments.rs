@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::connection::connection;
 use super::groups::WorkingGroup;
 use super::loaders::{GroupsOfCommitment, MilestonesOf, ViewerFollowsCommitment};
+use super::plain::{self, Plain};
 use super::scalars::{parse_id, to_id};
 use super::suggestions::{
     suggestion_connection, SuggestionConnection, SuggestionFilter, SuggestionOrder,
@@ -60,6 +61,35 @@ impl Commitment {
             "updatedAt" => &[C::UpdatedAt],
             _ => return None,
         })
+    }
+}
+
+impl Commitment {
+    /// The fields a commitment answers at once (`graphql::plain`), from its row alone: what
+    /// the resolvers below give, without a future each.
+    pub(crate) fn answer(m: &commitment::Model, name: &str) -> plain::Answer {
+        match name {
+            "id" => plain::scalar(&to_id(m.id)),
+            "reference" => plain::string(&m.reference),
+            "title" => plain::string(&m.title),
+            "description" => plain::string(&m.description),
+            "actionPlan" => plain::string(&m.action_plan),
+            "leadInstitution" => plain::string(&m.lead_institution),
+            "policyArea" => plain::string(&m.policy_area),
+            "status" => plain::enumeration(CommitmentStatus::from(m.status)),
+            "followerCount" => plain::scalar(&m.follower_count),
+            "createdAt" => plain::scalar(&m.created_at),
+            "updatedAt" => plain::scalar(&m.updated_at),
+            _ => None,
+        }
+    }
+}
+
+impl Plain for Commitment {
+    const ANSWERS: bool = true;
+
+    fn plain(&self, _c: &Context<'_>, name: &str) -> plain::Answer {
+        Commitment::answer(&self.0, name)
     }
 }
 

@@ -34,8 +34,8 @@ macro_rules! connection {
                 self.cursor.encode()
             }
             /// The item.
-            async fn node(&self) -> &$node {
-                &self.node
+            async fn node(&self) -> $crate::graphql::plain::Plainly<'_, $node> {
+                $crate::graphql::plain::Plainly(&self.node)
             }
         }
 
@@ -74,8 +74,11 @@ macro_rules! connection {
                 &self.edges
             }
             /// The items of this page.
-            async fn nodes(&self) -> Vec<&$node> {
-                self.edges.iter().map(|e| &e.node).collect()
+            async fn nodes(&self) -> Vec<$crate::graphql::plain::Plainly<'_, $node>> {
+                self.edges
+                    .iter()
+                    .map(|e| $crate::graphql::plain::Plainly(&e.node))
+                    .collect()
             }
             /// Where this page ends and whether another follows.
             async fn page_info(&self) -> $crate::graphql::connection::PageInfo {

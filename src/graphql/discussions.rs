@@ -425,6 +425,8 @@ connection!(
     "A page of threads: pinned first, then the most recently active.",
     "A thread in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Thread {}
 connection!(
     PostConnection,
     PostEdge,
@@ -432,6 +434,8 @@ connection!(
     "A page of posts in conversation order.",
     "A post in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Post {}
 
 /// Narrows the list of threads. With none of these, the list holds the discussions started
 /// on commitments and in groups the viewer may see.

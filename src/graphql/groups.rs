@@ -381,6 +381,8 @@ connection!(
     "A page of working groups.",
     "A working group in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for WorkingGroup {}
 connection!(
     MembershipConnection,
     MembershipEdge,
@@ -388,6 +390,8 @@ connection!(
     "A page of a group's members.",
     "A member in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Membership {}
 
 /// Narrows the list of working groups.
 #[derive(InputObject, Default)]

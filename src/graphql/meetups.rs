@@ -265,6 +265,8 @@ connection!(
     "A page of meet-ups.",
     "A meet-up in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Meetup {}
 
 /// Narrows the list of meet-ups. A private group's meet-ups are listed for its members only.
 #[derive(InputObject, Default)]

@@ -20,6 +20,8 @@ pub mod moderation;
 pub mod notifications;
 // Email preferences for notifications.
 pub mod notification_prefs;
+// Answering a list's objects without a future per field.
+pub mod plain;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;

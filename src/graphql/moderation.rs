@@ -225,6 +225,8 @@ connection!(
     "A page of reports, newest first.",
     "A report in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Report {}
 connection!(
     ModerationActionConnection,
     ModerationActionEdge,
@@ -232,6 +234,8 @@ connection!(
     "A page of the moderation log, newest first.",
     "An entry of the moderation log."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for ModerationAction {}
 
 /// Narrows the list of reports.
 #[derive(InputObject, Default)]

@@ -206,6 +206,8 @@ connection!(
     "A page of the viewer's notifications, newest first.",
     "A notification with its cursor."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Notification {}
 
 /// What `markNotificationsRead` marks: some notifications by ID, or all of them.
 #[derive(InputObject)]

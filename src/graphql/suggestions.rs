@@ -17,6 +17,7 @@ use super::loaders::{
     CommitmentKey, ResponseKey, ResponsesOf, RevisionsOf, SuggestionKey, UpdateKey, UserKey,
     ViewerFollowsSuggestion, ViewerSupports,
 };
+use super::plain::{self, Plain};
 use super::scalars::{parse_id, to_id};
 use super::updates::CommitmentUpdate;
 use super::{ctx, loader};
@@ -195,6 +196,43 @@ fn include_for(c: &Context<'_>) -> service::Include {
         }
     }
     include
+}
+
+impl Plain for Suggestion {
+    const ANSWERS: bool = true;
+
+    /// What the resolvers below give, without a future each; the author and commitment
+    /// too when the list joined them and their own selection is plain.
+    fn plain(&self, c: &Context<'_>, name: &str) -> plain::Answer {
+        let m = &self.0;
+        match name {
+            "id" => plain::scalar(&to_id(m.id)),
+            "title" => Some(
+                self.shown(c, &m.title, moderation::HIDDEN_TITLE)
+                    .map(|t| t.into()),
+            ),
+            "hidden" => plain::scalar(&m.hidden),
+            "status" => plain::enumeration(SuggestionStatus::from(m.status)),
+            "supportCount" => plain::scalar(&m.support_count),
+            "followerCount" => plain::scalar(&m.follower_count),
+            "createdAt" => plain::scalar(&m.created_at),
+            "updatedAt" => plain::scalar(&m.updated_at),
+            "author" => {
+                let author = self.1.author.as_deref()?;
+                let set = c.with_selection_set(&c.item.node.selection_set);
+                plain::resolve_now(&set, "User", |_, name| User::answer(author, name)).map(Ok)
+            }
+            "commitment" => {
+                let commitment = self.1.commitment.as_deref()?;
+                let set = c.with_selection_set(&c.item.node.selection_set);
+                plain::resolve_now(&set, "Commitment", |_, name| {
+                    Commitment::answer(commitment, name)
+                })
+                .map(Ok)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A data user's proposal for improving a commitment.
@@ -469,6 +507,8 @@ connection!(
     "A page of the outcome record, newest first.",
     "An outcome in the record."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for Outcome {}
 
 /// Narrows the list of suggestions.
 #[derive(InputObject, Default)]

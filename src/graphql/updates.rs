@@ -130,6 +130,8 @@ connection!(
     "A page of official updates, newest first.",
     "An official update in a list."
 );
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for CommitmentUpdate {}
 
 /// `Commitment.updates`: the first page of many commitments comes through the loader, in
 /// one statement.

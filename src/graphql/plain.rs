@@ -1,0 +1,174 @@
+//! Answering a list's objects without async-graphql's per-field machinery.
+//!
+//! async-graphql resolves every field of every object through a boxed future of the size of
+//! the type's largest resolver, then hashes its name twice into the object's map. For a page
+//! of twenty suggestions with their authors and commitments that is most of what Convene
+//! spends on the request. A type that implements [`Plain`] says which of its fields it can
+//! answer at once from what it holds (no arguments, nothing to load); a list of such objects
+//! ([`Plainly`], used by every connection's `nodes` and `edges.node`) answers those fields
+//! directly and leaves every other field to the type's own resolver, in selection order.
+//! A selection with fragments, custom directives or a response key given twice goes the
+//! usual way whole, so what a query gets back never depends on which way it went (the test
+//! `plain::every_field_reads_the_same_either_way` compares both for every field).
+
+use std::borrow::Cow;
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{Field, Selection};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::{resolve_container_serial, ContainerType};
+use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+
+/// A field's value given at once: `None` when the field is not one the type answers so.
+pub type Answer = Option<async_graphql::Result<Value>>;
+
+/// A GraphQL object some of whose fields need neither arguments nor a load.
+pub trait Plain: ContainerType {
+    /// False for a type that answers every field through its resolvers (the default), so a
+    /// connection can wrap any node type.
+    const ANSWERS: bool = false;
+
+    /// The value of field `name` (its context is `c`), or `None` to leave it to the
+    /// resolver. Must give exactly what the resolver gives.
+    fn plain(&self, _c: &Context<'_>, _name: &str) -> Answer {
+        None
+    }
+}
+
+/// An object of a list, answered through [`Plain`] first. It is the same GraphQL type as
+/// the object itself.
+pub struct Plainly<'a, T>(pub &'a T);
+
+impl<T: Plain> OutputType for Plainly<'_, T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        if !T::ANSWERS {
+            return self.0.resolve(ctx, field).await;
+        }
+        resolve(ctx, self.0).await
+    }
+}
+
+/// The selection's fields, when it holds fields only, none with a custom directive (`@skip`
+/// and `@include` are gone by now) and no response key twice; otherwise `None`.
+fn plain_fields<'a>(ctx: &ContextSelectionSet<'a>) -> Option<Vec<&'a Positioned<Field>>> {
+    let items = &ctx.item.node.items;
+    let mut fields = Vec::with_capacity(items.len());
+    for selection in items {
+        let Selection::Field(field) = &selection.node else {
+            return None;
+        };
+        if !field.node.directives.is_empty() {
+            return None;
+        }
+        let key = field.node.response_key().node.as_str();
+        if fields
+            .iter()
+            .any(|f: &&Positioned<Field>| f.node.response_key().node.as_str() == key)
+        {
+            return None;
+        }
+        fields.push(field);
+    }
+    Some(fields)
+}
+
+/// Answers a selection at once when every field in it is plain (`answer` gives each, with
+/// the field's context and name): `None`, with nothing recorded, when one is not. Used for
+/// objects nested in a plain one, such as a suggestion's joined author.
+pub fn resolve_now(
+    ctx: &ContextSelectionSet<'_>,
+    type_name: &str,
+    answer: impl Fn(&Context<'_>, &str) -> Answer,
+) -> Option<Value> {
+    let fields = plain_fields(ctx)?;
+    let mut map = IndexMap::with_capacity(fields.len());
+    let mut errors = Vec::new();
+    for field in fields {
+        let key = field.node.response_key().node.clone();
+        let name = field.node.name.node.as_str();
+        if name == "__typename" {
+            map.insert(key, Value::String(type_name.to_owned()));
+            continue;
+        }
+        let c = ctx.with_field(field);
+        match answer(&c, name)? {
+            Ok(value) => {
+                map.insert(key, value);
+            }
+            Err(e) => errors.push(c.set_error_path(e.into_server_error(field.pos))),
+        }
+    }
+    for e in errors {
+        ctx.add_error(e);
+    }
+    Some(object(map))
+}
+
+/// Resolves one object: plain fields at once, the others through the type's resolvers in
+/// selection order (their loads still batch with the same field of the list's other items,
+/// which run side by side). Errors are recorded and the field left out, as async-graphql
+/// does.
+pub async fn resolve<T: Plain>(ctx: &ContextSelectionSet<'_>, root: &T) -> ServerResult<Value> {
+    let Some(fields) = plain_fields(ctx) else {
+        return resolve_container_serial(ctx, root).await;
+    };
+    let mut map = IndexMap::with_capacity(fields.len());
+    for field in fields {
+        let key = field.node.response_key().node.clone();
+        let name = field.node.name.node.as_str();
+        if name == "__typename" {
+            map.insert(
+                key,
+                Value::String(root.introspection_type_name().into_owned()),
+            );
+            continue;
+        }
+        let c = ctx.with_field(field);
+        let value = match root.plain(&c, name) {
+            Some(answer) => answer.map_err(|e| c.set_error_path(e.into_server_error(field.pos))),
+            None => root.resolve_field(&c).await.map(Option::unwrap_or_default),
+        };
+        match value {
+            Ok(value) => {
+                map.insert(key, value);
+            }
+            Err(e) => ctx.add_error(e),
+        }
+    }
+    Ok(object(map))
+}
+
+fn object(map: IndexMap<async_graphql::Name, Value>) -> Value {
+    if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    }
+}
+
+/// A string field's value.
+pub fn string(s: &str) -> Answer {
+    Some(Ok(Value::String(s.to_owned())))
+}
+
+/// A scalar field's value, written as its GraphQL scalar writes it.
+pub fn scalar<T: async_graphql::ScalarType>(v: &T) -> Answer {
+    Some(Ok(v.to_value()))
+}
+
+/// An enum field's value.
+pub fn enumeration<T: async_graphql::resolver_utils::EnumType>(v: T) -> Answer {
+    Some(Ok(async_graphql::resolver_utils::enum_value(v)))
+}
