@@ -93,6 +93,30 @@ async fn varied_suggestions(app: &TestApp, official: &Session, commitment: &str)
     ids
 }
 
+/// An app with an official, an admin, a commitment and its `varied_suggestions`.
+struct Varied {
+    app: TestApp,
+    official: Session,
+    admin: Session,
+    commitment: String,
+    ids: Vec<String>,
+}
+
+async fn varied_app() -> Varied {
+    let app = spawn_app().await;
+    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
+    let admin = user_with_role(&app, "admin@example.org", "Ann Admin", Role::Admin).await;
+    let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
+    let ids = varied_suggestions(&app, &official, &commitment).await;
+    Varied {
+        app,
+        official,
+        admin,
+        commitment,
+        ids,
+    }
+}
+
 /// The fields of a type that take no required argument, each with the selection that
 /// shows it: a leaf as itself, an object by its `id` when it has one.
 async fn fields_of(app: &TestApp, type_name: &str) -> Vec<String> {
@@ -141,11 +165,13 @@ async fn fields_of(app: &TestApp, type_name: &str) -> Vec<String> {
 /// (who sees hidden text and email addresses).
 #[tokio::test]
 async fn every_field_reads_the_same_through_a_narrowed_page() {
-    let app = spawn_app().await;
-    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
-    let admin = user_with_role(&app, "admin@example.org", "Ann Admin", Role::Admin).await;
-    let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
-    let ids = varied_suggestions(&app, &official, &commitment).await;
+    let Varied {
+        app,
+        admin,
+        commitment,
+        ids,
+        ..
+    } = varied_app().await;
 
     let mut selections: Vec<(String, String)> = Vec::new();
     for f in fields_of(&app, "Suggestion").await {
@@ -297,11 +323,13 @@ async fn a_page_reads_only_the_columns_its_selection_shows() {
 /// a response key given twice (merged) and `__typename` at each level.
 #[tokio::test]
 async fn every_field_reads_the_same_either_way() {
-    let app = spawn_app().await;
-    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
-    let admin = user_with_role(&app, "admin@example.org", "Ann Admin", Role::Admin).await;
-    let commitment = create_commitment(&app, &official, "UK0072", "Involving data users").await;
-    varied_suggestions(&app, &official, &commitment).await;
+    let Varied {
+        app,
+        official,
+        admin,
+        commitment,
+        ..
+    } = varied_app().await;
     create_commitment(&app, &official, "UK0073", "Another commitment").await;
 
     let mut suggestion_selections: Vec<String> = fields_of(&app, "Suggestion").await;
