@@ -63,9 +63,7 @@ impl User {
             _ => return None,
         })
     }
-}
 
-impl User {
     /// The fields a person answers at once (`graphql::plain`), from the profile alone: what
     /// the resolvers below give, without a future each.
     pub(crate) fn answer(p: &user::Profile, name: &str) -> plain::Answer {

@@ -62,9 +62,7 @@ impl Commitment {
             _ => return None,
         })
     }
-}
 
-impl Commitment {
     /// The fields a commitment answers at once (`graphql::plain`), from its row alone: what
     /// the resolvers below give, without a future each.
     pub(crate) fn answer(m: &commitment::Model, name: &str) -> plain::Answer {

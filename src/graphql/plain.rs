@@ -84,30 +84,39 @@ fn plain_fields<'a>(ctx: &ContextSelectionSet<'a>) -> Option<Vec<&'a Positioned<
     Some(fields)
 }
 
-/// Answers a selection at once when every field in it is plain (`answer` gives each, with
-/// the field's context and name): `None`, with nothing recorded, when one is not. Used for
-/// objects nested in a plain one, such as a suggestion's joined author.
+/// A field's plain value: `__typename`, or what `answer` gives for the field's name, an
+/// error carrying the field's position and path; `None` when the field is not plain.
+fn plain_value(
+    c: &Context<'_>,
+    type_name: &str,
+    answer: &impl Fn(&Context<'_>, &str) -> Answer,
+) -> Option<ServerResult<Value>> {
+    let name = c.item.node.name.node.as_str();
+    if name == "__typename" {
+        return Some(Ok(Value::String(type_name.to_owned())));
+    }
+    answer(c, name).map(|r| r.map_err(|e| c.set_error_path(e.into_server_error(c.item.pos))))
+}
+
+/// Answers the selection of field `c` (an object of type `type_name`) at once when every
+/// field in it is plain (`answer` gives each, with its context and name): `None`, with
+/// nothing recorded, when one is not. Used for objects nested in a plain one, such as a
+/// suggestion's joined author.
 pub fn resolve_now(
-    ctx: &ContextSelectionSet<'_>,
+    c: &Context<'_>,
     type_name: &str,
     answer: impl Fn(&Context<'_>, &str) -> Answer,
 ) -> Option<Value> {
-    let fields = plain_fields(ctx)?;
+    let ctx = c.with_selection_set(&c.item.node.selection_set);
+    let fields = plain_fields(&ctx)?;
     let mut map = IndexMap::with_capacity(fields.len());
     let mut errors = Vec::new();
     for field in fields {
-        let key = field.node.response_key().node.clone();
-        let name = field.node.name.node.as_str();
-        if name == "__typename" {
-            map.insert(key, Value::String(type_name.to_owned()));
-            continue;
-        }
-        let c = ctx.with_field(field);
-        match answer(&c, name)? {
+        match plain_value(&ctx.with_field(field), type_name, &answer)? {
             Ok(value) => {
-                map.insert(key, value);
+                map.insert(field.node.response_key().node.clone(), value);
             }
-            Err(e) => errors.push(c.set_error_path(e.into_server_error(field.pos))),
+            Err(e) => errors.push(e),
         }
     }
     for e in errors {
@@ -124,25 +133,18 @@ pub async fn resolve<T: Plain>(ctx: &ContextSelectionSet<'_>, root: &T) -> Serve
     let Some(fields) = plain_fields(ctx) else {
         return resolve_container_serial(ctx, root).await;
     };
+    let type_name = root.introspection_type_name();
+    let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
     let mut map = IndexMap::with_capacity(fields.len());
     for field in fields {
-        let key = field.node.response_key().node.clone();
-        let name = field.node.name.node.as_str();
-        if name == "__typename" {
-            map.insert(
-                key,
-                Value::String(root.introspection_type_name().into_owned()),
-            );
-            continue;
-        }
         let c = ctx.with_field(field);
-        let value = match root.plain(&c, name) {
-            Some(answer) => answer.map_err(|e| c.set_error_path(e.into_server_error(field.pos))),
+        let value = match plain_value(&c, &type_name, &answer) {
+            Some(value) => value,
             None => root.resolve_field(&c).await.map(Option::unwrap_or_default),
         };
         match value {
             Ok(value) => {
-                map.insert(key, value);
+                map.insert(field.node.response_key().node.clone(), value);
             }
             Err(e) => ctx.add_error(e),
         }

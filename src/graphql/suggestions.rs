@@ -219,13 +219,11 @@ impl Plain for Suggestion {
             "updatedAt" => plain::scalar(&m.updated_at),
             "author" => {
                 let author = self.1.author.as_deref()?;
-                let set = c.with_selection_set(&c.item.node.selection_set);
-                plain::resolve_now(&set, "User", |_, name| User::answer(author, name)).map(Ok)
+                plain::resolve_now(c, "User", |_, name| User::answer(author, name)).map(Ok)
             }
             "commitment" => {
                 let commitment = self.1.commitment.as_deref()?;
-                let set = c.with_selection_set(&c.item.node.selection_set);
-                plain::resolve_now(&set, "Commitment", |_, name| {
+                plain::resolve_now(c, "Commitment", |_, name| {
                     Commitment::answer(commitment, name)
                 })
                 .map(Ok)
