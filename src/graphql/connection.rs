@@ -74,11 +74,8 @@ macro_rules! connection {
                 &self.edges
             }
             /// The items of this page.
-            async fn nodes(&self) -> Vec<$crate::graphql::plain::Plainly<'_, $node>> {
-                self.edges
-                    .iter()
-                    .map(|e| $crate::graphql::plain::Plainly(&e.node))
-                    .collect()
+            async fn nodes(&self) -> $crate::graphql::plain::PlainList<'_, $node> {
+                $crate::graphql::plain::PlainList(self.edges.iter().map(|e| &e.node).collect())
             }
             /// Where this page ends and whether another follows.
             async fn page_info(&self) -> $crate::graphql::connection::PageInfo {

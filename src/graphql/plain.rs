@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
-use async_graphql::resolver_utils::{resolve_container_serial, ContainerType};
+use async_graphql::resolver_utils::{resolve_container_serial, resolve_list, ContainerType};
 use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
 
 /// A field's value given at once: `None` when the field is not one the type answers so.
@@ -58,6 +58,94 @@ impl<T: Plain> OutputType for Plainly<'_, T> {
         }
         resolve(ctx, self.0).await
     }
+}
+
+/// A list of objects answered through [`Plain`]: every connection's `nodes`. It is the
+/// same GraphQL type as a `Vec` of the objects. When the items' selection is plain (see
+/// [`plain_fields`]), the whole list is answered in one pass with no future per item: plain
+/// fields at once, and only the fields a type leaves to its resolvers become futures, all
+/// run side by side so that their loads batch across the list. Otherwise each item goes
+/// through [`Plainly`], as a `Vec` would.
+pub struct PlainList<'a, T>(pub Vec<&'a T>);
+
+impl<'a, T: Plain> OutputType for PlainList<'a, T> {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<Plainly<'a, T>> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<Plainly<'a, T>> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<Plainly<'a, T>> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        if T::ANSWERS {
+            if let Some(fields) = plain_fields(ctx) {
+                return Ok(resolve_all(ctx, &fields, &self.0).await);
+            }
+        }
+        let items = self.0.iter().map(|t| Plainly(*t));
+        resolve_list(ctx, field, items, Some(self.0.len())).await
+    }
+}
+
+/// The list's objects, each a map of `fields` in selection order. A field its type does
+/// not answer at once keeps its place with a null until its resolver (run beside every
+/// other such field of the list) gives its value; when that fails, the error is recorded
+/// and the field left out, as [`resolve`] does for one object.
+async fn resolve_all<T: Plain>(
+    ctx: &ContextSelectionSet<'_>,
+    fields: &[&Positioned<Field>],
+    items: &[&T],
+) -> Value {
+    let mut maps = Vec::with_capacity(items.len());
+    let mut pending = Vec::new();
+    for (i, root) in items.iter().copied().enumerate() {
+        let item = ctx.with_index(i);
+        let type_name = root.introspection_type_name();
+        let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
+        let mut map = IndexMap::with_capacity(fields.len());
+        for (f, field) in fields.iter().copied().enumerate() {
+            let key = field.node.response_key().node.clone();
+            match plain_value(&item.with_field(field), &type_name, &answer) {
+                Some(Ok(value)) => {
+                    map.insert(key, value);
+                }
+                Some(Err(e)) => ctx.add_error(e),
+                None => {
+                    map.insert(key, Value::Null);
+                    let item = item.clone();
+                    pending.push(async move {
+                        let c = item.with_field(field);
+                        (i, f, root.resolve_field(&c).await)
+                    });
+                }
+            }
+        }
+        maps.push(map);
+    }
+    for (i, f, value) in futures::future::join_all(pending).await {
+        let key = &fields[f].node.response_key().node;
+        match value {
+            Ok(value) => {
+                if let Some(slot) = maps[i].get_mut(key) {
+                    *slot = value.unwrap_or_default();
+                }
+            }
+            Err(e) => {
+                maps[i].shift_remove(key);
+                ctx.add_error(e);
+            }
+        }
+    }
+    Value::List(maps.into_iter().map(object).collect())
 }
 
 /// The selection's fields, when it holds fields only, none with a custom directive (`@skip`
