@@ -53,6 +53,11 @@ impl<C> PartialEq for ColumnSet<C> {
     }
 }
 impl<C> Eq for ColumnSet<C> {}
+impl<C> std::hash::Hash for ColumnSet<C> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bits.hash(state);
+    }
+}
 impl<C> std::fmt::Debug for ColumnSet<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ColumnSet({:#b})", self.bits)

@@ -37,7 +37,7 @@ pub const BODY_MAX: usize = 20_000;
 pub const TRENDING_DAYS: i64 = 7;
 pub const OUTCOME_RESPONSE: &str = "OFFICIAL_RESPONSE";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Order {
     Top,
     New,
@@ -412,7 +412,7 @@ fn filtered(filter: &Filter) -> Select<suggestion::Entity> {
 /// Written as a row-value comparison, `(key, id) < ($key, $id)`, which both databases
 /// can answer from the (…, key DESC, id DESC) index instead of filtering row by row.
 fn after_desc(col: suggestion::Column, key: i64, id: Uuid) -> Condition {
-    let key = i32::try_from(key).unwrap_or(if key < 0 { i32::MIN } else { i32::MAX });
+    let key = cursor_key(key);
     Condition::all().add(
         Expr::tuple([
             Expr::col((suggestion::Entity, col)),
@@ -420,6 +420,11 @@ fn after_desc(col: suggestion::Column, key: i64, id: Uuid) -> Condition {
         ])
         .lt(Expr::tuple([Expr::value(key), Expr::value(id)])),
     )
+}
+
+/// A TOP or TRENDING cursor's key as the column holds it (out-of-range keys clamp).
+fn cursor_key(key: i64) -> i32 {
+    i32::try_from(key).unwrap_or(if key < 0 { i32::MIN } else { i32::MAX })
 }
 
 fn cursor_for(order: Order, s: &suggestion::Model) -> Cursor {
@@ -475,7 +480,7 @@ pub fn list_query(
 /// `hidden` flag (what deciding who sees its text needs) and its order's key (the cursor);
 /// a joined author or commitment always carries its id (taken from the suggestion's row).
 /// Every other column left out reads as its field's default: such a row is the page's alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Include {
     pub suggestion: ColumnSet<suggestion::Column>,
     /// The author's columns (never the password hash); `None`: not joined.
@@ -659,6 +664,217 @@ fn statement(
     Ok(stmt)
 }
 
+/// `list_with`'s statement without building it every time. Its SQL text depends only on
+/// the request's shape (which filters are set, the order, whether a cursor is given, the
+/// columns read), and building it through sea-query is a good part of a page's own cost;
+/// so each shape's text is kept, and a request binds its values to it in the order the
+/// built statement would. That order is checked, not assumed: the first request of each
+/// shape builds the statement as before and compares its values with [`values`]; a shape
+/// where they differ is never served from here.
+mod list_sql {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, RwLock};
+
+    use sea_orm::sea_query::Values;
+    use sea_orm::{ActiveEnum, DbBackend, Statement, Value};
+
+    use super::{cursor_key, statement as build, Filter, Include, Order, PageRequest};
+    use crate::error::AppResult;
+
+    /// What a statement's text depends on.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    struct Shape {
+        backend: u8,
+        /// Which of the filter's five conditions are set, one bit each.
+        filters: u8,
+        order: Order,
+        after: bool,
+        include: Include,
+    }
+
+    /// The most shapes kept. Shapes are few in practice (a site asks for a handful of
+    /// selections), but the columns read follow the client's selection, so the count is
+    /// capped: past it, new shapes are built every time, as before.
+    const MAX_SHAPES: usize = 512;
+
+    /// Each shape's SQL text; `None` for a shape whose values did not match.
+    type Known = HashMap<Shape, Option<Arc<str>>>;
+    static KNOWN: LazyLock<RwLock<Known>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+    fn shape(
+        backend: DbBackend,
+        filter: &Filter,
+        order: Order,
+        page: &PageRequest,
+        include: Include,
+    ) -> Shape {
+        let backend = match backend {
+            DbBackend::Postgres => 0,
+            DbBackend::Sqlite => 1,
+            _ => 2,
+        };
+        let filters = u8::from(filter.commitment_id.is_some())
+            | u8::from(filter.status.is_some()) << 1
+            | u8::from(filter.author_id.is_some()) << 2
+            | u8::from(filter.awaiting_response.is_some()) << 3
+            | u8::from(filter.in_reply_to_update_id.is_some()) << 4;
+        Shape {
+            backend,
+            filters,
+            order,
+            after: page.after.is_some(),
+            include,
+        }
+    }
+
+    /// The statement's values, in the order `statement` binds them: the filter's conditions
+    /// as `filtered` adds them, the order's own condition and cursor as `list_query` adds
+    /// them, then the limit.
+    pub(super) fn values(filter: &Filter, order: Order, page: &PageRequest) -> AppResult<Values> {
+        let mut v: Vec<Value> = Vec::with_capacity(6);
+        if let Some(c) = filter.commitment_id {
+            v.push(c.into());
+        }
+        if let Some(s) = filter.status {
+            v.push(s.to_value().into());
+        }
+        if let Some(a) = filter.author_id {
+            v.push(a.into());
+        }
+        if let Some(w) = filter.awaiting_response {
+            v.push(w.into());
+        }
+        if let Some(u) = filter.in_reply_to_update_id {
+            v.push(u.into());
+        }
+        match (order, &page.after) {
+            (Order::Top | Order::Trending, Some(after)) => {
+                v.push(cursor_key(after.key_i64()?).into());
+                v.push(after.id.into());
+            }
+            (Order::New, Some(after)) => v.push(after.id.into()),
+            (Order::LongestWaiting, after) => {
+                v.push(true.into());
+                if let Some(after) = after {
+                    v.push(after.id.into());
+                }
+            }
+            (Order::Top | Order::Trending | Order::New, None) => {}
+        }
+        v.push((page.first + 1).into());
+        Ok(Values(v))
+    }
+
+    /// `list_with`'s statement for this request (`include` already holds what every row
+    /// needs).
+    pub(super) fn statement(
+        backend: DbBackend,
+        filter: &Filter,
+        order: Order,
+        page: &PageRequest,
+        include: Include,
+    ) -> AppResult<Statement> {
+        let key = shape(backend, filter, order, page, include);
+        let known = KNOWN.read().ok().and_then(|k| k.get(&key).cloned());
+        match known {
+            Some(Some(sql)) => {
+                let values = values(filter, order, page)?;
+                Ok(Statement::from_sql_and_values(backend, &*sql, values.0))
+            }
+            Some(None) => Ok(backend.build(&build(filter, order, page, include)?)),
+            None => {
+                let built = backend.build(&build(filter, order, page, include)?);
+                let same = built.values.as_ref() == Some(&values(filter, order, page)?);
+                if let Ok(mut k) = KNOWN.write() {
+                    if k.len() < MAX_SHAPES {
+                        k.insert(key, same.then(|| Arc::from(built.sql.as_str())));
+                    }
+                }
+                Ok(built)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use sea_orm::DbBackend;
+        use serde_json::json;
+        use uuid::Uuid;
+
+        use super::super::{needed, statement as build, Filter, Include, Order};
+        use super::{statement, values};
+        use crate::entities::suggestion::{Column, Status};
+        use crate::entities::user;
+        use crate::services::columns::ColumnSet;
+        use crate::services::page::{Cursor, PageRequest};
+
+        /// For every shape (each set of filters, order and cursor, on both backends) the
+        /// values bound to a kept text are the built statement's, in its order, and the
+        /// statement served the first and the second time is the built one.
+        #[test]
+        fn kept_text_binds_what_the_built_statement_binds() {
+            let (c, a, u, id) = (
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+                Uuid::now_v7(),
+            );
+            let orders = [
+                Order::Top,
+                Order::New,
+                Order::Trending,
+                Order::LongestWaiting,
+            ];
+            // A key beyond the column's range clamps, as the built statement does.
+            let cursors = [None, Some(json!(7)), Some(json!(1_i64 << 40))];
+            let mut shapes = 0;
+            for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+                for f in 0..32u8 {
+                    let filter = Filter {
+                        commitment_id: (f & 1 != 0).then_some(c),
+                        status: (f & 2 != 0).then_some(Status::UnderReview),
+                        author_id: (f & 4 != 0).then_some(a),
+                        awaiting_response: (f & 8 != 0).then_some(f & 16 == 0),
+                        in_reply_to_update_id: (f & 16 != 0).then_some(u),
+                    };
+                    for order in orders {
+                        for k in &cursors {
+                            let after = k.clone().map(|k| Cursor {
+                                k: matches!(order, Order::Top | Order::Trending).then_some(k),
+                                id,
+                            });
+                            let page = PageRequest { first: 20, after };
+                            let include = needed(
+                                order,
+                                Include {
+                                    suggestion: ColumnSet::of(&[Column::Title]),
+                                    author: Some(ColumnSet::of(&[user::Column::DisplayName])),
+                                    commitment: None,
+                                },
+                            );
+                            let built =
+                                backend.build(&build(&filter, order, &page, include).unwrap());
+                            assert_eq!(
+                                built.values,
+                                Some(values(&filter, order, &page).unwrap()),
+                                "{backend:?}, filters {f:#b}, {order:?}, cursor {k:?}"
+                            );
+                            for _ in 0..2 {
+                                let served =
+                                    statement(backend, &filter, order, &page, include).unwrap();
+                                assert_eq!(served.sql, built.sql);
+                                assert_eq!(served.values, built.values);
+                            }
+                            shapes += 1;
+                        }
+                    }
+                }
+            }
+            assert_eq!(shapes, 2 * 32 * 4 * 3);
+        }
+    }
+}
+
 /// `list`, reading what `include` asks for: one statement whatever the page's size.
 pub async fn list_with(
     ctx: &Ctx,
@@ -668,11 +884,11 @@ pub async fn list_with(
     include: Include,
 ) -> AppResult<Page<Listed>> {
     let include = needed(order, include);
-    let stmt = statement(filter, order, page, include)?;
+    let stmt = list_sql::statement(ctx.db.get_database_backend(), filter, order, page, include)?;
     let author_width = include
         .author
         .map_or(0, |a| a.pick(PROFILE_COLUMNS).count());
-    let mut rows = ctx.db.query_all(&stmt).await?;
+    let mut rows = ctx.db.query_all_raw(stmt).await?;
     // The extra row only tells whether a next page exists: it is not decoded. Each author
     // and each commitment is decoded once, at its first row (a commitment's page repeats
     // one commitment twenty times).
