@@ -5,11 +5,12 @@
 //! of twenty suggestions with their authors and commitments that is most of what Convene
 //! spends on the request. A type that implements [`Plain`] says which of its fields it can
 //! answer at once from what it holds (no arguments, nothing to load); a list of such objects
-//! ([`Plainly`], used by every connection's `nodes` and `edges.node`) answers those fields
-//! directly and leaves every other field to the type's own resolver, in selection order.
+//! ([`PlainList`], every connection's `nodes`) answers those fields directly, in one pass
+//! with no future per item, and leaves every other field to the type's own resolver; a
+//! single object ([`Plainly`], `edges.node`) does the same in selection order.
 //! A selection with fragments, custom directives or a response key given twice goes the
 //! usual way whole, so what a query gets back never depends on which way it went (the test
-//! `plain::every_field_reads_the_same_either_way` compares both for every field).
+//! `columns::every_field_reads_the_same_either_way` compares both for every field).
 
 use std::borrow::Cow;
 
