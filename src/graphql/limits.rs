@@ -209,12 +209,16 @@ struct Analyser<'a> {
     variables: &'a Variables,
     defaults: HashMap<&'a str, &'a Value>,
     fragments: HashMap<&'a str, Memo>,
+    /// Whether a `first` read a variable: when none did, the document costs the same
+    /// whatever the variables.
+    read_variables: std::cell::Cell<bool>,
 }
 
 impl<'a> Analyser<'a> {
     fn first_of(&self, args: &[(Positioned<Name>, Positioned<ParserValue>)]) -> Option<u64> {
         let value = &args.iter().find(|(n, _)| n.node == "first")?.1.node;
         let resolved = value.clone().into_const_with(|var| {
+            self.read_variables.set(true);
             self.variables
                 .get(&var)
                 .or_else(|| self.defaults.get(var.as_str()).copied())
@@ -424,6 +428,29 @@ pub fn check_document(
     doc: &ExecutableDocument,
     variables: &Variables,
 ) -> ServerResult<u64> {
+    measure_document(limits, shape, doc, variables).0
+}
+
+/// [`check_document`], and whether its answer holds for any variables (no `first` read
+/// one).
+fn measure_document(
+    limits: &Limits,
+    shape: &SchemaShape,
+    doc: &ExecutableDocument,
+    variables: &Variables,
+) -> (ServerResult<u64>, bool) {
+    let mut read_variables = false;
+    let result = measure(limits, shape, doc, variables, &mut read_variables);
+    (result, !read_variables)
+}
+
+fn measure(
+    limits: &Limits,
+    shape: &SchemaShape,
+    doc: &ExecutableDocument,
+    variables: &Variables,
+    read_variables: &mut bool,
+) -> ServerResult<u64> {
     let spreads = doc
         .fragments
         .values()
@@ -450,28 +477,11 @@ pub fn check_document(
         variables,
         defaults: HashMap::new(),
         fragments: HashMap::new(),
+        read_variables: std::cell::Cell::new(false),
     };
-    let mut total = Measure::default();
-    for (_, op) in doc.operations.iter() {
-        let op = &op.node;
-        analyser.defaults = op
-            .variable_definitions
-            .iter()
-            .filter_map(|v| {
-                v.node
-                    .default_value
-                    .as_ref()
-                    .map(|d| (v.node.name.node.as_str(), &d.node))
-            })
-            .collect();
-        let root = match op.ty {
-            OperationType::Query => "Query",
-            OperationType::Mutation => "Mutation",
-            OperationType::Subscription => "Subscription",
-        };
-        let m = analyser.set(&op.selection_set.node, Some(root), false)?;
-        total.add(m);
-    }
+    let measured = measure_operations(&mut analyser, doc);
+    *read_variables = analyser.read_variables.get();
+    let total = measured?;
     let cost = total.cost;
     let checks: [(bool, String); 8] = [
         (
@@ -534,6 +544,35 @@ pub fn check_document(
     Ok(cost)
 }
 
+/// Every operation's measure, added up.
+fn measure_operations<'a>(
+    analyser: &mut Analyser<'a>,
+    doc: &'a ExecutableDocument,
+) -> ServerResult<Measure> {
+    let mut total = Measure::default();
+    for (_, op) in doc.operations.iter() {
+        let op = &op.node;
+        analyser.defaults = op
+            .variable_definitions
+            .iter()
+            .filter_map(|v| {
+                v.node
+                    .default_value
+                    .as_ref()
+                    .map(|d| (v.node.name.node.as_str(), &d.node))
+            })
+            .collect();
+        let root = match op.ty {
+            OperationType::Query => "Query",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => "Subscription",
+        };
+        let m = analyser.set(&op.selection_set.node, Some(root), false)?;
+        total.add(m);
+    }
+    Ok(total)
+}
+
 fn count_spreads(set: &SelectionSet) -> usize {
     set.items
         .iter()
@@ -564,6 +603,43 @@ pub struct QueryGate {
 pub struct Known {
     doc: ExecutableDocument,
     validated: AtomicBool,
+    /// [`no_key_twice`] of the document.
+    unmerged: bool,
+    /// The document's measure against the limits, once it is known to hold for any
+    /// variables (`measure_document`).
+    measured: std::sync::OnceLock<ServerResult<u64>>,
+}
+
+/// An admitted request: how it is to be run, and whether its document gives no response
+/// key twice at any level of any operation (with fields only, no fragment), so that
+/// async-graphql never merges two answers into one (`graphql::plain::JsonText`).
+pub struct Admitted {
+    pub admission: Admission,
+    pub unmerged: bool,
+}
+
+/// Whether every operation of the document selects fields only (no fragment, named or
+/// inline) and no response key twice in any selection set.
+fn no_key_twice(doc: &ExecutableDocument) -> bool {
+    fn set(s: &SelectionSet) -> bool {
+        s.items
+            .iter()
+            .enumerate()
+            .all(|(i, item)| match &item.node {
+                Selection::Field(f) => {
+                    let key = f.node.response_key().node.as_str();
+                    set(&f.node.selection_set.node)
+                        && !s.items[..i].iter().any(|other| match &other.node {
+                            Selection::Field(o) => o.node.response_key().node.as_str() == key,
+                            _ => false,
+                        })
+                }
+                Selection::FragmentSpread(_) | Selection::InlineFragment(_) => false,
+            })
+    }
+    doc.operations
+        .iter()
+        .all(|(_, op)| set(&op.node.selection_set.node))
 }
 
 /// How an admitted request is to be run.
@@ -611,13 +687,15 @@ impl QueryGate {
         let known = Arc::new(Known {
             doc: doc.clone(),
             validated: AtomicBool::new(false),
+            unmerged: no_key_twice(doc),
+            measured: std::sync::OnceLock::new(),
         });
         cache.put(query.to_string(), known.clone());
         Some(known)
     }
 
     /// Checks the request against every limit and attaches its parsed document.
-    pub fn admit(&self, request: &mut Request) -> ServerResult<Admission> {
+    pub fn admit(&self, request: &mut Request) -> ServerResult<Admitted> {
         let (doc, known) = match self.cached(&request.query) {
             Some(known) => (known.doc.clone(), Some(known)),
             None => {
@@ -627,12 +705,27 @@ impl QueryGate {
                 (doc, known)
             }
         };
-        // The cost depends on the variables (`first: $n`), so it is measured every time.
-        check_document(&self.limits, &self.shape, &doc, &request.variables)?;
+        // The cost may depend on the variables (`first: $n`); a document whose measure
+        // read none is measured once.
+        match known.as_ref().and_then(|k| k.measured.get()) {
+            Some(measured) => measured.clone()?,
+            None => {
+                let (measured, fixed) =
+                    measure_document(&self.limits, &self.shape, &doc, &request.variables);
+                if let (true, Some(k)) = (fixed, &known) {
+                    let _ = k.measured.set(measured.clone());
+                }
+                measured?
+            }
+        };
         let op = chosen_operation(&doc, request.operation_name.as_deref());
         if let Some(op) = op {
             null_for_non_null(op, &request.variables)?;
         }
+        let unmerged = match &known {
+            Some(k) => k.unmerged,
+            None => no_key_twice(&doc),
+        };
         let admission = match known {
             Some(k)
                 if k.validated.load(AtomicOrdering::Relaxed)
@@ -643,7 +736,10 @@ impl QueryGate {
             known => Admission::Validate(known),
         };
         request.set_parsed_query(doc);
-        Ok(admission)
+        Ok(Admitted {
+            admission,
+            unmerged,
+        })
     }
 }
 
@@ -721,6 +817,7 @@ fn plainly_typed(op: &Positioned<OperationDefinition>, variables: &Variables) ->
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use serde_json::json;
 
     const SDL: &str = r#"
         type Query { suggestions(first: Int = 20, after: String): SuggestionConnection! me: User }
@@ -750,6 +847,61 @@ mod tests {
         let doc = async_graphql::parser::parse_query(query).unwrap();
         let vars = Variables::from_json(variables);
         check_document(&limits(), &shape, &doc, &vars)
+    }
+
+    /// A document is measured once only when no `first` of it reads a variable.
+    #[test]
+    fn a_measure_is_kept_only_when_it_read_no_variable() {
+        let shape = SchemaShape::from_sdl(SDL).unwrap();
+        let fixed = |query: &str, variables: serde_json::Value| {
+            let doc = async_graphql::parser::parse_query(query).unwrap();
+            let vars = Variables::from_json(variables);
+            measure_document(&limits(), &shape, &doc, &vars).1
+        };
+        assert!(fixed(
+            "{ suggestions(first: 5) { nodes { id } } }",
+            json!({})
+        ));
+        assert!(fixed(
+            "query($a: String) { suggestions(first: 5, after: $a) { nodes { id } } }",
+            json!({"a": "x"})
+        ));
+        assert!(!fixed(
+            "query($n: Int) { suggestions(first: $n) { nodes { id } } }",
+            json!({"n": 5})
+        ));
+        // A default counts as reading the variable: the request may give another value.
+        assert!(!fixed(
+            "query($n: Int = 5) { suggestions(first: $n) { nodes { id } } }",
+            json!({})
+        ));
+        assert!(!fixed(
+            "{ ...F } fragment F on Query { suggestions(first: $n) { nodes { id } } }",
+            json!({"n": 5})
+        ));
+    }
+
+    /// Through the gate: a kept document whose cost depends on `first: $n` is measured
+    /// again for each request, one that does not is refused the same way every time.
+    #[test]
+    fn the_gate_measures_a_variable_cost_every_time() {
+        let gate = QueryGate {
+            limits: limits(),
+            shape: SchemaShape::from_sdl(SDL).unwrap(),
+            documents: Some(Mutex::new(LruCache::new(NonZeroUsize::new(8).unwrap()))),
+        };
+        let ask = |query: &str, variables: serde_json::Value| {
+            let mut request = Request::new(query).variables(Variables::from_json(variables));
+            gate.admit(&mut request).map(|_| ())
+        };
+        let q = "query($n: Int) { suggestions(first: $n) { nodes { commitment { suggestions(first: $n) { nodes { id } } } } } }";
+        assert!(ask(q, json!({"n": 1})).is_ok());
+        assert!(ask(q, json!({"n": 1})).is_ok());
+        assert!(ask(q, json!({"n": 100})).is_err());
+        assert!(ask(q, json!({"n": 1})).is_ok());
+        let heavy = "{ suggestions(first: 100) { nodes { commitment { suggestions(first: 100) { nodes { id } } } } } }";
+        assert!(ask(heavy, json!({})).is_err());
+        assert!(ask(heavy, json!({})).is_err());
     }
 
     #[test]

@@ -100,53 +100,79 @@ impl<'a, T: Plain> OutputType for PlainList<'a, T> {
 /// The list's objects, each a map of `fields` in selection order. A field its type does
 /// not answer at once keeps its place with a null until its resolver (run beside every
 /// other such field of the list) gives its value; when that fails, the error is recorded
-/// and the field left out, as [`resolve`] does for one object.
+/// and the field left out, as [`resolve`] does for one object. Under [`JsonText`] the list
+/// comes back as its JSON text rather than a tree of maps.
 async fn resolve_all<T: Plain>(
     ctx: &ContextSelectionSet<'_>,
     fields: &[&Positioned<Field>],
     items: &[&T],
 ) -> Value {
-    let mut maps = Vec::with_capacity(items.len());
+    let width = fields.len();
+    if width == 0 {
+        return Value::List(vec![Value::Null; items.len()]);
+    }
+    // Row after row, one slot per field; `None` is a field left out after an error.
+    let mut slots: Vec<Option<Value>> = Vec::with_capacity(items.len() * width);
     let mut pending = Vec::new();
     for (i, root) in items.iter().copied().enumerate() {
         let item = ctx.with_index(i);
         let type_name = root.introspection_type_name();
         let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
-        let mut map = IndexMap::with_capacity(fields.len());
-        for (f, field) in fields.iter().copied().enumerate() {
-            let key = field.node.response_key().node.clone();
+        for field in fields.iter().copied() {
             match plain_value(&item.with_field(field), &type_name, &answer) {
-                Some(Ok(value)) => {
-                    map.insert(key, value);
+                Some(Ok(value)) => slots.push(Some(value)),
+                Some(Err(e)) => {
+                    ctx.add_error(e);
+                    slots.push(None);
                 }
-                Some(Err(e)) => ctx.add_error(e),
                 None => {
-                    map.insert(key, Value::Null);
+                    let slot = slots.len();
+                    slots.push(Some(Value::Null));
                     let item = item.clone();
                     pending.push(async move {
                         let c = item.with_field(field);
-                        (i, f, root.resolve_field(&c).await)
+                        (slot, root.resolve_field(&c).await)
                     });
                 }
             }
         }
-        maps.push(map);
     }
-    for (i, f, value) in futures::future::join_all(pending).await {
-        let key = &fields[f].node.response_key().node;
+    for (slot, value) in futures::future::join_all(pending).await {
         match value {
-            Ok(value) => {
-                if let Some(slot) = maps[i].get_mut(key) {
-                    *slot = value.unwrap_or_default();
-                }
-            }
+            Ok(value) => slots[slot] = Some(value.unwrap_or_default()),
             Err(e) => {
-                maps[i].shift_remove(key);
+                slots[slot] = None;
                 ctx.add_error(e);
             }
         }
     }
-    Value::List(maps.into_iter().map(object).collect())
+    let keys = fields.iter().map(|f| &f.node.response_key().node);
+    if as_text(ctx) {
+        let mut out = Vec::with_capacity(64 * slots.len());
+        out.push(b'[');
+        for (i, row) in slots.chunks(width).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_row(&mut out, keys.clone().zip(row));
+        }
+        out.push(b']');
+        return Value::Binary(out.into());
+    }
+    Value::List(
+        slots
+            .chunks_mut(width)
+            .map(|row| {
+                let mut map = IndexMap::with_capacity(width);
+                for (key, value) in keys.clone().zip(row) {
+                    if let Some(value) = value.take() {
+                        map.insert(key.clone(), value);
+                    }
+                }
+                object(map)
+            })
+            .collect(),
+    )
 }
 
 /// The selection's fields, when it holds fields only, none with a custom directive (`@skip`
@@ -198,18 +224,27 @@ pub fn resolve_now(
 ) -> Option<Value> {
     let ctx = c.with_selection_set(&c.item.node.selection_set);
     let fields = plain_fields(&ctx)?;
-    let mut map = IndexMap::with_capacity(fields.len());
+    let mut row = Vec::with_capacity(fields.len());
     let mut errors = Vec::new();
     for field in fields {
         match plain_value(&ctx.with_field(field), type_name, &answer)? {
-            Ok(value) => {
-                map.insert(field.node.response_key().node.clone(), value);
-            }
+            Ok(value) => row.push((&field.node.response_key().node, Some(value))),
             Err(e) => errors.push(e),
         }
     }
     for e in errors {
         ctx.add_error(e);
+    }
+    if as_text(&ctx) {
+        let mut out = Vec::with_capacity(64);
+        write_row(&mut out, row.iter().map(|(k, v)| (*k, v)));
+        return Some(Value::Binary(out.into()));
+    }
+    let mut map = IndexMap::with_capacity(row.len());
+    for (key, value) in row {
+        if let Some(value) = value {
+            map.insert(key.clone(), value);
+        }
     }
     Some(object(map))
 }
@@ -241,6 +276,99 @@ pub async fn resolve<T: Plain>(ctx: &ContextSelectionSet<'_>, root: &T) -> Serve
     Ok(object(map))
 }
 
+/// Set in a request's data by the HTTP handler when the response is written with
+/// [`write_response`] and the document names no response key twice at any level (so
+/// async-graphql never merges two answers for one key, which it does on maps and lists
+/// only). A plain list, and a plain object nested in one, may then answer with its JSON
+/// text, held in a `Value::Binary`, rather than a tree of maps: no map per object, no two
+/// hashed inserts per field, and nothing to walk again when writing. Convene's schema
+/// has no binary type, so nothing else makes a `Value::Binary`.
+pub struct JsonText;
+
+fn as_text(ctx: &ContextSelectionSet<'_>) -> bool {
+    ctx.data_opt::<JsonText>().is_some()
+}
+
+/// One object's JSON text: its fields in order, leaving out a `None` (a field whose
+/// resolver failed); `null` when nothing is left, as [`object`] gives.
+fn write_row<'k>(
+    out: &mut Vec<u8>,
+    row: impl Iterator<Item = (&'k async_graphql::Name, &'k Option<Value>)>,
+) {
+    let mut first = true;
+    for (key, value) in row {
+        let Some(value) = value else { continue };
+        out.push(if first { b'{' } else { b',' });
+        first = false;
+        write_str(out, key.as_str());
+        out.push(b':');
+        write_value(out, value);
+    }
+    if first {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'}');
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A value's JSON text, exactly as serde_json writes a `Value` (compact), except that a
+/// `Value::Binary` is JSON text already (see [`JsonText`]) and is copied as it is.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Binary(text) => out.extend_from_slice(text),
+        Value::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key.as_str());
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+        // Null, numbers, strings, booleans and enums: serde_json's own writing. Into a
+        // `Vec` it cannot fail (a `Number` is never NaN or infinite).
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
+    }
+}
+
+/// A response's JSON text, as serde_json writes `async_graphql::Response` (`data`, then
+/// `extensions` and `errors` when there are any), with `data` written by [`write_value`].
+pub fn write_response(response: &async_graphql::Response) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"data\":");
+    write_value(&mut out, &response.data);
+    if !response.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        serde_json::to_writer(&mut out, &response.extensions)?;
+    }
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        serde_json::to_writer(&mut out, &response.errors)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
 fn object(map: IndexMap<async_graphql::Name, Value>) -> Value {
     if map.is_empty() {
         Value::Null
@@ -262,4 +390,83 @@ pub fn scalar<T: async_graphql::ScalarType>(v: &T) -> Answer {
 /// An enum field's value.
 pub fn enumeration<T: async_graphql::resolver_utils::EnumType>(v: T) -> Answer {
     Some(Ok(async_graphql::resolver_utils::enum_value(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use async_graphql::{Name, Number, ServerError};
+
+    fn sample() -> Value {
+        let mut inner = IndexMap::new();
+        inner.insert(
+            Name::new("quote"),
+            Value::String("a \"b\"\n\\ c\u{1} é ✓".into()),
+        );
+        inner.insert(Name::new("empty"), Value::Object(IndexMap::new()));
+        inner.insert(Name::new("none"), Value::List(vec![]));
+        let mut map = IndexMap::new();
+        map.insert(Name::new("id"), Value::String("U3VnZ2VzdGlvbjox".into()));
+        map.insert(Name::new("count"), Value::Number(Number::from(-42)));
+        map.insert(Name::new("big"), Value::Number(Number::from(u64::MAX)));
+        map.insert(
+            Name::new("ratio"),
+            Value::Number(Number::from_f64(0.1).unwrap()),
+        );
+        map.insert(Name::new("yes"), Value::Boolean(true));
+        map.insert(Name::new("nothing"), Value::Null);
+        map.insert(Name::new("status"), Value::Enum(Name::new("OPEN")));
+        map.insert(Name::new("inner"), Value::Object(inner));
+        Value::List(vec![
+            Value::Object(map.clone()),
+            Value::Null,
+            Value::Object(map),
+        ])
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let value = sample();
+        let mut out = Vec::new();
+        write_value(&mut out, &value);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
+    }
+
+    #[test]
+    fn responses_are_written_as_serde_json_writes_them() {
+        let mut plain = async_graphql::Response::new(sample());
+        assert_eq!(
+            String::from_utf8(write_response(&plain).unwrap()).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+        plain.errors.push(ServerError::new("it \"failed\"", None));
+        plain
+            .extensions
+            .insert("cost".into(), Value::Number(Number::from(7)));
+        assert_eq!(
+            String::from_utf8(write_response(&plain).unwrap()).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+    }
+
+    #[test]
+    fn json_text_is_copied_as_it_is() {
+        let mut map = IndexMap::new();
+        map.insert(
+            Name::new("nodes"),
+            Value::Binary(br#"[{"id":"1"},null]"#.to_vec().into()),
+        );
+        let mut out = Vec::new();
+        write_value(&mut out, &Value::Object(map));
+        assert_eq!(out, br#"{"nodes":[{"id":"1"},null]}"#);
+        // A row whose every field failed is null, as `object` makes it.
+        let mut out = Vec::new();
+        let key = Name::new("id");
+        write_row(&mut out, [(&key, &None)].into_iter());
+        assert_eq!(out, b"null");
+    }
 }

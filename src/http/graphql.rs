@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Viewer;
-use crate::graphql::limits::Admission;
+use crate::graphql::limits::{Admission, Admitted};
 use crate::startup::AppState;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -33,7 +33,11 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-fn json_response(status: StatusCode, body: String, graphql_response: bool) -> Response {
+fn json_response(
+    status: StatusCode,
+    body: impl Into<axum::body::Body>,
+    graphql_response: bool,
+) -> Response {
     let content_type = if graphql_response {
         GRAPHQL_RESPONSE
     } else {
@@ -42,7 +46,7 @@ fn json_response(status: StatusCode, body: String, graphql_response: bool) -> Re
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -117,7 +121,7 @@ fn admit(
     state: &AppState,
     headers: &HeaderMap,
     request: &mut async_graphql::Request,
-) -> Result<Admission, Box<Response>> {
+) -> Result<Admitted, Box<Response>> {
     state.gate.admit(request).map_err(|refused| {
         Box::new(respond(
             headers,
@@ -133,16 +137,23 @@ async fn execute(
     headers: &HeaderMap,
     viewer: Viewer,
     request: async_graphql::Request,
-    admission: Admission,
+    Admitted {
+        admission,
+        unmerged,
+    }: Admitted,
 ) -> Response {
     let loaders = crate::graphql::loaders::request_loader(
         state.services.clone(),
         viewer.actor.as_ref().map(|a| a.id),
     );
-    let request = request
+    let mut request = request
         .data(state.services.clone())
         .data(viewer)
         .data(loaders);
+    if unmerged {
+        // `respond` writes the response with `plain::write_response`.
+        request = request.data(crate::graphql::plain::JsonText);
+    }
     let response = match admission {
         Admission::Trusted => state.trusted_schema.execute(request).await,
         Admission::Validate(_) => {
@@ -168,10 +179,13 @@ fn respond(headers: &HeaderMap, response: &GqlResponse) -> Response {
         };
         (
             status,
-            serde_json::to_string(&serde_json::json!({ "errors": response.errors })),
+            serde_json::to_vec(&serde_json::json!({ "errors": response.errors })),
         )
     } else {
-        (StatusCode::OK, serde_json::to_string(response))
+        (
+            StatusCode::OK,
+            crate::graphql::plain::write_response(response),
+        )
     };
     match body {
         Ok(body) => json_response(status, body, gr),
@@ -215,11 +229,11 @@ pub async fn post(
         Ok(r) => r.into_inner(),
         Err(rejection) => return rejected(&headers, rejection),
     };
-    let admission = match admit(&state, &headers, &mut request) {
-        Ok(admission) => admission,
+    let admitted = match admit(&state, &headers, &mut request) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
-    execute(state, &headers, viewer, request, admission).await
+    execute(state, &headers, viewer, request, admitted).await
 }
 
 /// The operation an admitted request would run (its document is already parsed).
@@ -255,8 +269,8 @@ pub async fn get(
         Err(rejection) => return rejected(&headers, rejection),
     };
     // The limits come first: finding the operation uses the document they parsed.
-    let admission = match admit(&state, &headers, &mut request) {
-        Ok(admission) => admission,
+    let admitted = match admit(&state, &headers, &mut request) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
     if matches!(
@@ -273,7 +287,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
-    execute(state, &headers, viewer, request, admission).await
+    execute(state, &headers, viewer, request, admitted).await
 }
 
 /// Anything but GET and POST on /graphql.

@@ -232,6 +232,20 @@ impl TestApp {
         self.gql_from(token, None, query, variables).await
     }
 
+    /// POSTs a GraphQL operation and returns the response body as it came, so that two
+    /// answers can be compared byte for byte (key order included).
+    pub async fn gql_text(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        resp.text().await.expect("text body")
+    }
+
     /// The same, from a given client address (X-Forwarded-For is trusted in tests).
     pub async fn gql_from(
         &self,
