@@ -11,6 +11,8 @@
 //! A selection with fragments, custom directives or a response key given twice goes the
 //! usual way whole, so what a query gets back never depends on which way it went (the test
 //! `columns::every_field_reads_the_same_either_way` compares both for every field).
+//! When the HTTP handler writes the response itself ([`JsonText`], [`write_response`]),
+//! such a list is answered as its JSON text rather than a tree of maps.
 
 use std::borrow::Cow;
 
