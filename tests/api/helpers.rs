@@ -235,14 +235,7 @@ impl TestApp {
     /// POSTs a GraphQL operation and returns the response body as it came, so that two
     /// answers can be compared byte for byte (key order included).
     pub async fn gql_text(&self, token: Option<&str>, query: &str, variables: Value) -> String {
-        let mut req = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("request");
+        let resp = self.post_gql(token, None, query, variables).await;
         resp.text().await.expect("text body")
     }
 
@@ -254,6 +247,17 @@ impl TestApp {
         query: &str,
         variables: Value,
     ) -> Value {
+        let resp = self.post_gql(token, ip, query, variables).await;
+        resp.json().await.expect("json body")
+    }
+
+    async fn post_gql(
+        &self,
+        token: Option<&str>,
+        ip: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(self.url("/graphql"))
@@ -264,8 +268,7 @@ impl TestApp {
         if let Some(ip) = ip {
             req = req.header("x-forwarded-for", ip);
         }
-        let resp = req.send().await.expect("request");
-        resp.json().await.expect("json body")
+        req.send().await.expect("request")
     }
 
     /// Waits (up to 10 s) for a mail to `to` made from `template`.
