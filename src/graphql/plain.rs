@@ -164,15 +164,7 @@ async fn resolve_all<T: Plain>(
     Value::List(
         slots
             .chunks_mut(width)
-            .map(|row| {
-                let mut map = IndexMap::with_capacity(width);
-                for (key, value) in keys.clone().zip(row) {
-                    if let Some(value) = value.take() {
-                        map.insert(key.clone(), value);
-                    }
-                }
-                object(map)
-            })
+            .map(|row| row_object(width, keys.clone().zip(row.iter_mut().map(Option::take))))
             .collect(),
     )
 }
@@ -242,13 +234,7 @@ pub fn resolve_now(
         write_row(&mut out, row.iter().map(|(k, v)| (*k, v)));
         return Some(Value::Binary(out.into()));
     }
-    let mut map = IndexMap::with_capacity(row.len());
-    for (key, value) in row {
-        if let Some(value) = value {
-            map.insert(key.clone(), value);
-        }
-    }
-    Some(object(map))
+    Some(row_object(row.len(), row.into_iter()))
 }
 
 /// Resolves one object: plain fields at once, the others through the type's resolvers in
@@ -369,6 +355,21 @@ pub fn write_response(response: &async_graphql::Response) -> serde_json::Result<
     }
     out.push(b'}');
     Ok(out)
+}
+
+/// One object's map: its fields in order, leaving out a `None` (a field whose resolver
+/// failed); what [`write_row`] writes as text.
+fn row_object<'k>(
+    width: usize,
+    row: impl Iterator<Item = (&'k async_graphql::Name, Option<Value>)>,
+) -> Value {
+    let mut map = IndexMap::with_capacity(width);
+    for (key, value) in row {
+        if let Some(value) = value {
+            map.insert(key.clone(), value);
+        }
+    }
+    object(map)
 }
 
 fn object(map: IndexMap<async_graphql::Name, Value>) -> Value {
