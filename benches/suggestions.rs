@@ -47,6 +47,7 @@ use convene::config::{MailTransportKind, Settings};
 use convene::entities::{commitment, suggestion, user};
 use convene::graphql::limits::{check_document, check_text, Limits, SchemaShape};
 use convene::services::columns::ColumnSet;
+use convene::services::moderation::HIDDEN_TITLE;
 use convene::services::page::{Cursor, PageRequest};
 use convene::services::suggestions::{self as service, Filter, Order};
 use rand::rngs::StdRng;
@@ -1410,18 +1411,13 @@ struct BareCommitment {
     reference: String,
 }
 
-/// id, title, support_count, the author's display name, the commitment's reference.
-type BareRow = (Uuid, String, i32, String, String);
-
-/// The page's columns, with the author and the commitment joined in the same statement, as
-/// `services::suggestions::list_with` joins them for Convene.
-const BARE_SELECT: &str = "SELECT s.id, s.title, s.support_count, u.display_name, c.reference \
-     FROM suggestions s JOIN users u ON u.id = s.author_id \
-     JOIN commitments c ON c.id = s.commitment_id";
+/// id, title, support_count, hidden, the author's display name, the commitment's reference:
+/// the columns of the goal pages' statement.
+type BareRow = (Uuid, String, i32, bool, String, String);
 
 /// What Convene's look-ahead makes of the goal pages' selection (`nodes { id title
-/// supportCount author { displayName } commitment { reference } }`): the list adds what
-/// every row needs (ids, `hidden`, the order's key).
+/// supportCount author { displayName } commitment { reference } }`) for an anonymous
+/// viewer: the list adds what every row needs (the id, `hidden`, the order's key).
 fn goal_page_include() -> service::Include {
     service::Include {
         suggestion: ColumnSet::of(&[suggestion::Column::Title, suggestion::Column::SupportCount]),
@@ -1430,32 +1426,70 @@ fn goal_page_include() -> service::Include {
     }
 }
 
-/// `GET /bare/top`: the statement Convene runs for TOP without a filter (21 rows, to know
-/// whether a next page exists), reading only the columns the page shows.
-async fn bare_top(State(pool): State<PgPool>) -> Result<Json<BareResponse>, BareError> {
-    let rows: Vec<BareRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "{BARE_SELECT} ORDER BY s.support_count DESC, s.id DESC LIMIT $1"
-    )))
-    .bind(PAGE as i64 + 1)
-    .fetch_all(&pool)
-    .await
-    .map_err(internal)?;
+/// The goal pages' statements: the SQL text Convene runs for them
+/// (`services::suggestions::list_with_query`, the author and commitment joined), so the
+/// bare handler runs the same SQL and binds its values in the same order.
+struct BareSql {
+    /// TOP without a filter; binds the limit (21 rows, to know whether a next page exists).
+    top: Arc<str>,
+    /// NEW of one commitment; binds the commitment's id, then the limit.
+    new: Arc<str>,
+}
+
+fn bare_sql() -> anyhow::Result<BareSql> {
+    let page = PageRequest {
+        first: PAGE,
+        after: None,
+    };
+    let built = |filter: &Filter, order| -> anyhow::Result<(String, Vec<Value>)> {
+        let stmt = service::list_with_query(filter, order, &page, goal_page_include())
+            .map_err(|e| anyhow!("services::suggestions::list_with_query: {e:?}"))?;
+        let (sql, values) = stmt.build(PostgresQueryBuilder);
+        Ok((sql, values.0))
+    };
+    let limit = Value::from(PAGE + 1);
+    let (top, values) = built(&Filter::default(), Order::Top)?;
+    if values != [limit.clone()] {
+        bail!("the TOP statement binds {values:?}, not the limit alone");
+    }
+    let probe = Uuid::now_v7();
+    let filter = Filter {
+        commitment_id: Some(probe),
+        ..Filter::default()
+    };
+    let (new, values) = built(&filter, Order::New)?;
+    if values != [Value::from(probe), limit] {
+        bail!("the NEW statement binds {values:?}, not the commitment and the limit");
+    }
+    Ok(BareSql {
+        top: top.into(),
+        new: new.into(),
+    })
+}
+
+type BareState = State<(PgPool, Arc<BareSql>)>;
+
+/// `GET /bare/top`: the top page.
+async fn bare_top(State((pool, sql)): BareState) -> Result<Json<BareResponse>, BareError> {
+    let rows: Vec<BareRow> = sqlx::query_as(AssertSqlSafe(sql.top.clone()))
+        .bind(PAGE as i64 + 1)
+        .fetch_all(&pool)
+        .await
+        .map_err(internal)?;
     Ok(bare_page(rows))
 }
 
-/// `GET /bare/new?commitment=<uuid>`: the statement for NEW with a commitment filter.
+/// `GET /bare/new?commitment=<uuid>`: a commitment's page of newest suggestions.
 async fn bare_new(
-    State(pool): State<PgPool>,
+    State((pool, sql)): BareState,
     Query(p): Query<BareParams>,
 ) -> Result<Json<BareResponse>, BareError> {
-    let rows: Vec<BareRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "{BARE_SELECT} WHERE s.commitment_id = $1 ORDER BY s.id DESC LIMIT $2"
-    )))
-    .bind(p.commitment)
-    .bind(PAGE as i64 + 1)
-    .fetch_all(&pool)
-    .await
-    .map_err(internal)?;
+    let rows: Vec<BareRow> = sqlx::query_as(AssertSqlSafe(sql.new.clone()))
+        .bind(p.commitment)
+        .bind(PAGE as i64 + 1)
+        .fetch_all(&pool)
+        .await
+        .map_err(internal)?;
     Ok(bare_page(rows))
 }
 
@@ -1465,9 +1499,15 @@ fn bare_page(mut rows: Vec<BareRow>) -> Json<BareResponse> {
     let nodes = rows
         .into_iter()
         .map(
-            |(id, title, support_count, display_name, reference)| BareNode {
+            |(id, title, support_count, hidden, display_name, reference)| BareNode {
                 id,
-                title,
+                // What a moderator hid shows as the marker, as Convene shows it to anyone
+                // but its author and the admins.
+                title: if hidden {
+                    HIDDEN_TITLE.to_string()
+                } else {
+                    title
+                },
                 support_count,
                 author: Some(BareAuthor { display_name }),
                 commitment: Some(BareCommitment { reference }),
@@ -1490,7 +1530,7 @@ async fn bare_server(url: &str, port: &str) -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/bare/top", get(bare_top))
         .route("/bare/new", get(bare_new))
-        .with_state(pool);
+        .with_state((pool, Arc::new(bare_sql()?)));
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let parent_gone = async {
         let mut stdin = tokio::io::stdin();

@@ -50,8 +50,9 @@ impl User {
     pub(crate) fn columns_for(field: &str) -> Option<&'static [user::Column]> {
         use user::Column as C;
         Some(match field {
-            // The id is always read.
-            "__typename" | "id" | "emailDeliverable" => &[],
+            "__typename" => &[],
+            // Fields that need whose account it is.
+            "id" | "emailDeliverable" => &[C::Id],
             "displayName" => &[C::DisplayName],
             "bio" => &[C::Bio],
             "organisation" => &[C::Organisation],
@@ -59,7 +60,7 @@ impl User {
             "role" => &[C::Role],
             "emailVerified" => &[C::EmailVerifiedAt],
             "createdAt" => &[C::CreatedAt],
-            "email" => &[C::Email],
+            "email" => &[C::Email, C::Id],
             _ => return None,
         })
     }

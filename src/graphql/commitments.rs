@@ -46,9 +46,10 @@ impl Commitment {
     pub(crate) fn columns_for(field: &str) -> Option<&'static [commitment::Column]> {
         use commitment::Column as C;
         Some(match field {
-            // The id is always read.
-            "__typename" | "id" | "milestones" | "suggestions" | "updates" | "threads"
-            | "viewerIsFollowing" | "workingGroups" => &[],
+            "__typename" => &[],
+            // Fields that need which commitment it is.
+            "id" | "milestones" | "suggestions" | "updates" | "threads" | "viewerIsFollowing"
+            | "workingGroups" => &[C::Id],
             "reference" => &[C::Reference],
             "title" => &[C::Title],
             "description" | "descriptionHtml" => &[C::Description],

@@ -133,10 +133,13 @@ impl Suggestion {
 fn suggestion_columns(field: &str) -> Option<&'static [SuggestionColumn]> {
     use SuggestionColumn as C;
     Some(match field {
-        // Always read: id, author, hidden (who sees the text), the order's key.
-        "__typename" | "id" | "author" | "hidden" | "viewerHasSupported" | "viewerIsFollowing"
+        // Always read: id, hidden (who sees the text), the order's key.
+        "__typename" | "id" | "hidden" | "viewerHasSupported" | "viewerIsFollowing"
         | "responses" | "revisions" | "thread" => &[],
-        "commitment" => &[C::CommitmentId],
+        // Joined: `include_for` reads what their own selection reaches, and the foreign key
+        // when that needs their id. The author's id is also read for every signed-in
+        // viewer, who may see a hidden text of theirs.
+        "author" | "commitment" => &[],
         "title" => &[C::Title],
         // Both or neither: `with_bodies` takes an empty body for one not read.
         "body" | "bodyHtml" => &[C::Body, C::BodyHtml],
@@ -166,10 +169,14 @@ fn reached<C: ColumnBit>(
 /// What a connection's selection reaches of each suggestion (under `nodes` and
 /// `edges.node`, through fragments, every alias), so the list reads just that in its own
 /// statement: its columns, and the author and commitment joined with theirs.
-fn include_for(c: &Context<'_>) -> service::Include {
+fn include_for(c: &Context<'_>) -> async_graphql::Result<service::Include> {
     let la = c.look_ahead();
     let mut include = service::Include {
-        suggestion: ColumnSet::NONE,
+        // Whether a hidden text is shown to a signed-in viewer depends on whose it is.
+        suggestion: match ctx(c)?.1.actor {
+            Some(_) => ColumnSet::of(&[SuggestionColumn::AuthorId]),
+            None => ColumnSet::NONE,
+        },
         author: None,
         commitment: None,
     };
@@ -195,7 +202,7 @@ fn include_for(c: &Context<'_>) -> service::Include {
             }
         }
     }
-    include
+    Ok(include)
 }
 
 impl Plain for Suggestion {
@@ -563,7 +570,7 @@ pub(crate) async fn suggestion_page(
     order: Order,
 ) -> async_graphql::Result<SuggestionConnection> {
     let (services, _) = ctx(c)?;
-    let found = service::list_with(services, &filter, order, &page, include_for(c)).await?;
+    let found = service::list_with(services, &filter, order, &page, include_for(c)?).await?;
     let (s, f) = (services.clone(), filter.clone());
     Ok(SuggestionConnection::new(
         found,

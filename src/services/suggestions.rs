@@ -476,10 +476,13 @@ pub fn list_query(
 /// What a list reads: the suggestions' columns a page shows, and each suggestion's author
 /// and commitment, joined in the same statement, with the columns of theirs it shows.
 ///
-/// Whatever the sets say, a listed suggestion always carries its id, its author's id, its
-/// `hidden` flag (what deciding who sees its text needs) and its order's key (the cursor);
-/// a joined author or commitment always carries its id (taken from the suggestion's row).
-/// Every other column left out reads as its field's default: such a row is the page's alone.
+/// Whatever the sets say, a listed suggestion always carries its id, its `hidden` flag
+/// (what deciding who sees its text needs) and its order's key (the cursor). A joined
+/// author's or commitment's id is the suggestion's foreign key: it is read (once, as the
+/// suggestion's column) when their set names their `Id`, or the suggestion's set names the
+/// key. Every other column left out reads as its field's default (a nil id, too): such a
+/// row is the page's alone. A viewer who may see hidden text needs the author's id to
+/// know it, so the GraphQL layer names `AuthorId` for every signed-in viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Include {
     pub suggestion: ColumnSet<suggestion::Column>,
@@ -596,15 +599,20 @@ fn needed(order: Order, include: Include) -> Include {
     let mut suggestion = include
         .suggestion
         .with(SuggestionColumn::Id)
-        .with(SuggestionColumn::AuthorId)
         .with(SuggestionColumn::Hidden);
     if let Some(key) = key {
         suggestion = suggestion.with(key);
     }
-    if include.commitment.is_some() {
+    // A joined row's id is the suggestion's foreign key: read there, and not twice.
+    if include.author.is_some_and(|a| a.has(UserColumn::Id)) {
+        suggestion = suggestion.with(SuggestionColumn::AuthorId);
+    }
+    if include
+        .commitment
+        .is_some_and(|c| c.has(CommitmentColumn::Id))
+    {
         suggestion = suggestion.with(SuggestionColumn::CommitmentId);
     }
-    // A joined row's id is the suggestion's foreign key: not read twice.
     Include {
         suggestion,
         author: include.author.map(|a| a.without(UserColumn::Id)),
@@ -891,7 +899,9 @@ pub async fn list_with(
     let mut rows = ctx.db.query_all_raw(stmt).await?;
     // The extra row only tells whether a next page exists: it is not decoded. Each author
     // and each commitment is decoded once, at its first row (a commitment's page repeats
-    // one commitment twenty times).
+    // one commitment twenty times), when its id is read; each row's own otherwise.
+    let author_ids = include.suggestion.has(SuggestionColumn::AuthorId);
+    let commitment_ids = include.suggestion.has(SuggestionColumn::CommitmentId);
     let has_next_page = rows.len() as u64 > page.first;
     rows.truncate(usize::try_from(page.first).unwrap_or(usize::MAX));
     let mut authors = Vec::new();
@@ -903,33 +913,37 @@ pub async fn list_with(
         let author = include
             .author
             .map(|columns| {
-                decoded_once(
-                    &mut authors,
-                    suggestion.author_id,
-                    &mut at,
-                    author_width,
-                    |at| {
-                        let mut profile = read_profile(at, columns)?;
-                        profile.id = suggestion.author_id;
-                        Ok(profile)
-                    },
-                )
+                let read = |at: &mut Columns<'_>| {
+                    let mut profile = read_profile(at, columns)?;
+                    profile.id = suggestion.author_id;
+                    Ok(profile)
+                };
+                if author_ids {
+                    decoded_once(
+                        &mut authors,
+                        suggestion.author_id,
+                        &mut at,
+                        author_width,
+                        read,
+                    )
+                } else {
+                    read(&mut at).map(Arc::new)
+                }
             })
             .transpose()?;
         let commitment = include
             .commitment
             .map(|columns| {
-                decoded_once(
-                    &mut commitments,
-                    suggestion.commitment_id,
-                    &mut at,
-                    0,
-                    |at| {
-                        let mut commitment = read_commitment(at, columns)?;
-                        commitment.id = suggestion.commitment_id;
-                        Ok(commitment)
-                    },
-                )
+                let read = |at: &mut Columns<'_>| {
+                    let mut commitment = read_commitment(at, columns)?;
+                    commitment.id = suggestion.commitment_id;
+                    Ok(commitment)
+                };
+                if commitment_ids {
+                    decoded_once(&mut commitments, suggestion.commitment_id, &mut at, 0, read)
+                } else {
+                    read(&mut at).map(Arc::new)
+                }
             })
             .transpose()?;
         items.push((
