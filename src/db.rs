@@ -15,12 +15,30 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     connect_url(settings.url.expose_secret(), settings.pool_size).await
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its way out of the pool.
+pub const POOL_PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 pub async fn connect_url(url: &str, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    connect_url_pinging_after(url, pool_size, POOL_PING_AFTER_IDLE).await
+}
+
+/// [`connect_url`], pinging a connection taken from the pool once it has been idle for
+/// `ping_after_idle` (tests shorten it).
+pub async fn connect_url_pinging_after(
+    url: &str,
+    pool_size: u32,
+    ping_after_idle: Duration,
+) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(pool_size.max(1))
         .min_connections(0)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
+        // A connection taken from the pool is pinged first only when it has been idle a
+        // while (when a server restart, a proxy or a firewall may have dropped it), not on
+        // every request: under load that ping was a third of each page's round trips to
+        // PostgreSQL. sqlx still checks every connection when it comes back.
+        .test_before_acquire_if_idle_for(ping_after_idle)
         .sqlx_logging(false);
     // WAL lets readers proceed beside the one writer; foreign keys are off by default in
     // SQLite; the busy timeout makes a second writer wait instead of failing.

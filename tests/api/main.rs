@@ -36,6 +36,7 @@ mod notifications;
 // Notification mail: preferences, immediate mail, unsubscribing.
 mod notification_mail;
 mod outbox;
+mod pool;
 mod races;
 mod schema;
 mod sessions;
