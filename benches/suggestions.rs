@@ -506,21 +506,22 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
         println!("Convene idle RSS: {}", mib(memory.idle_kb));
     }
 
+    // One measured row: warm-up, then the measured window, printed as it ends.
+    let measure = |r: &'static RowSpec| {
+        let (client, fixtures, opts) = (&client, &fixtures, &opts);
+        let server = server_of(r);
+        async move {
+            let server = server.ok_or_else(|| anyhow!("no server for {}", r.key))?;
+            let prepared = prepare(r, &server.base, fixtures);
+            let measured = Some(Duration::from_secs(opts.seconds));
+            let run = drive(client, server, r, prepared, opts.clients, WARMUP, measured).await?;
+            print_run(r, &run);
+            anyhow::Ok(run)
+        }
+    };
     let mut runs: Vec<(&'static RowSpec, Run)> = Vec::new();
-    for r in &rows {
-        let server = server_of(r).ok_or_else(|| anyhow!("no server for {}", r.key))?;
-        let prepared = prepare(r, &server.base, &fixtures);
-        let run = drive(
-            &client,
-            server,
-            r,
-            prepared,
-            opts.clients,
-            WARMUP,
-            Some(Duration::from_secs(opts.seconds)),
-        )
-        .await?;
-        print_run(r, &run);
+    for r in rows.iter().copied() {
+        let run = measure(r).await?;
         if r.serving == Serving::Convene {
             memory.load_max_kb = memory.load_max_kb.max(run.rss_max_kb);
         }
@@ -537,20 +538,7 @@ async fn bench(opts: Options) -> anyhow::Result<()> {
                 let pair = if round % 2 == 0 { [*b, *c] } else { [*c, *b] };
                 for key in pair {
                     let r = row(key).ok_or_else(|| anyhow!("no row {key}"))?;
-                    let server = server_of(r).ok_or_else(|| anyhow!("no server for {key}"))?;
-                    let prepared = prepare(r, &server.base, &fixtures);
-                    let run = drive(
-                        &client,
-                        server,
-                        r,
-                        prepared,
-                        opts.clients,
-                        WARMUP,
-                        Some(Duration::from_secs(opts.seconds)),
-                    )
-                    .await?;
-                    print_run(r, &run);
-                    this.push((key, run));
+                    this.push((key, measure(r).await?));
                 }
             }
             rounds.push(this);
