@@ -143,14 +143,18 @@ impl<'a> Columns<'a> {
 
 /// The value a page already decoded for `id` (passing over its `width` columns), or the one
 /// `read` decodes now, kept for the rows after: rows of one author or one commitment share
-/// one value. A page holds at most 100 rows, so a scan beats hashing.
+/// one value. A page holds at most 100 rows, so a scan beats hashing. Without an id (the
+/// page did not read it), each row decodes its own.
 pub fn decoded_once<T>(
     decoded: &mut Vec<(Uuid, Arc<T>)>,
-    id: Uuid,
+    id: Option<Uuid>,
     at: &mut Columns<'_>,
     width: usize,
     read: impl FnOnce(&mut Columns<'_>) -> Result<T, DbErr>,
 ) -> Result<Arc<T>, DbErr> {
+    let Some(id) = id else {
+        return Ok(Arc::new(read(at)?));
+    };
     if let Some((_, known)) = decoded.iter().find(|(k, _)| *k == id) {
         at.skip(width);
         return Ok(known.clone());

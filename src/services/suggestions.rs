@@ -913,37 +913,33 @@ pub async fn list_with(
         let author = include
             .author
             .map(|columns| {
-                let read = |at: &mut Columns<'_>| {
-                    let mut profile = read_profile(at, columns)?;
-                    profile.id = suggestion.author_id;
-                    Ok(profile)
-                };
-                if author_ids {
-                    decoded_once(
-                        &mut authors,
-                        suggestion.author_id,
-                        &mut at,
-                        author_width,
-                        read,
-                    )
-                } else {
-                    read(&mut at).map(Arc::new)
-                }
+                decoded_once(
+                    &mut authors,
+                    author_ids.then_some(suggestion.author_id),
+                    &mut at,
+                    author_width,
+                    |at| {
+                        let mut profile = read_profile(at, columns)?;
+                        profile.id = suggestion.author_id;
+                        Ok(profile)
+                    },
+                )
             })
             .transpose()?;
         let commitment = include
             .commitment
             .map(|columns| {
-                let read = |at: &mut Columns<'_>| {
-                    let mut commitment = read_commitment(at, columns)?;
-                    commitment.id = suggestion.commitment_id;
-                    Ok(commitment)
-                };
-                if commitment_ids {
-                    decoded_once(&mut commitments, suggestion.commitment_id, &mut at, 0, read)
-                } else {
-                    read(&mut at).map(Arc::new)
-                }
+                decoded_once(
+                    &mut commitments,
+                    commitment_ids.then_some(suggestion.commitment_id),
+                    &mut at,
+                    0,
+                    |at| {
+                        let mut commitment = read_commitment(at, columns)?;
+                        commitment.id = suggestion.commitment_id;
+                        Ok(commitment)
+                    },
+                )
             })
             .transpose()?;
         items.push((
