@@ -439,18 +439,6 @@ fn measure_document(
     doc: &ExecutableDocument,
     variables: &Variables,
 ) -> (ServerResult<u64>, bool) {
-    let mut read_variables = false;
-    let result = measure(limits, shape, doc, variables, &mut read_variables);
-    (result, !read_variables)
-}
-
-fn measure(
-    limits: &Limits,
-    shape: &SchemaShape,
-    doc: &ExecutableDocument,
-    variables: &Variables,
-    read_variables: &mut bool,
-) -> ServerResult<u64> {
     let spreads = doc
         .fragments
         .values()
@@ -462,14 +450,15 @@ fn measure(
         )
         .sum::<usize>();
     if spreads > limits.max_fragment_spreads {
-        return Err(too_complex(
+        let refused = too_complex(
             format!(
                 "it has {spreads} fragment spreads, more than {}",
                 limits.max_fragment_spreads
             ),
             None,
             None,
-        ));
+        );
+        return (Err(refused), true);
     }
     let mut analyser = Analyser {
         shape,
@@ -480,8 +469,15 @@ fn measure(
         read_variables: std::cell::Cell::new(false),
     };
     let measured = measure_operations(&mut analyser, doc);
-    *read_variables = analyser.read_variables.get();
-    let total = measured?;
+    let fixed = !analyser.read_variables.get();
+    (
+        measured.and_then(|total| within_limits(limits, &total)),
+        fixed,
+    )
+}
+
+/// The document's cost, when its measure keeps within every limit.
+fn within_limits(limits: &Limits, total: &Measure) -> ServerResult<u64> {
     let cost = total.cost;
     let checks: [(bool, String); 8] = [
         (
