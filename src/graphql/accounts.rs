@@ -67,9 +67,9 @@ impl User {
 
     /// The fields a person answers at once (`graphql::plain`), from the profile alone: what
     /// the resolvers below give, without a future each.
-    pub(crate) fn answer(p: &user::Profile, name: &str) -> plain::Answer {
+    pub(crate) fn answer<'a>(p: &'a user::Profile, name: &str) -> plain::Answer<'a> {
         match name {
-            "id" => plain::scalar(&to_id(p.id)),
+            "id" => plain::id(p.id),
             "displayName" => plain::string(&p.display_name),
             "bio" => plain::string(&p.bio),
             "organisation" => plain::string(&p.organisation),
@@ -82,10 +82,17 @@ impl User {
     }
 }
 
+/// What a person joined into another object's row answers at once.
+impl plain::Answers for user::Profile {
+    fn answer(&self, name: &str) -> plain::Answer<'_> {
+        User::answer(self, name)
+    }
+}
+
 impl Plain for User {
     const ANSWERS: bool = true;
 
-    fn plain(&self, _c: &Context<'_>, name: &str) -> plain::Answer {
+    fn plain<'a>(&'a self, _c: &Context<'_>, name: &str) -> plain::Answer<'a> {
         User::answer(&self.0, name)
     }
 }

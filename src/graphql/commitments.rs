@@ -66,9 +66,9 @@ impl Commitment {
 
     /// The fields a commitment answers at once (`graphql::plain`), from its row alone: what
     /// the resolvers below give, without a future each.
-    pub(crate) fn answer(m: &commitment::Model, name: &str) -> plain::Answer {
+    pub(crate) fn answer<'a>(m: &'a commitment::Model, name: &str) -> plain::Answer<'a> {
         match name {
-            "id" => plain::scalar(&to_id(m.id)),
+            "id" => plain::id(m.id),
             "reference" => plain::string(&m.reference),
             "title" => plain::string(&m.title),
             "description" => plain::string(&m.description),
@@ -84,10 +84,17 @@ impl Commitment {
     }
 }
 
+/// What a commitment joined into another object's row answers at once.
+impl plain::Answers for commitment::Model {
+    fn answer(&self, name: &str) -> plain::Answer<'_> {
+        Commitment::answer(self, name)
+    }
+}
+
 impl Plain for Commitment {
     const ANSWERS: bool = true;
 
-    fn plain(&self, _c: &Context<'_>, name: &str) -> plain::Answer {
+    fn plain<'a>(&'a self, _c: &Context<'_>, name: &str) -> plain::Answer<'a> {
         Commitment::answer(&self.0, name)
     }
 }

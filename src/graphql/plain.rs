@@ -12,18 +12,43 @@
 //! usual way whole, so what a query gets back never depends on which way it went (the test
 //! `columns::every_field_reads_the_same_either_way` compares both for every field).
 //! When the HTTP handler writes the response itself ([`JsonText`], [`write_response`]),
-//! such a list is answered as its JSON text rather than a tree of maps.
+//! a list whose every field is plain is written straight into its JSON text, strings
+//! borrowed from the rows (no `Value` per field, no map per object).
 
 use std::borrow::Cow;
 
 use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{Field, Selection};
+use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{resolve_container_serial, resolve_list, ContainerType};
-use async_graphql::{Context, ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{
+    Context, ContextSelectionSet, OutputType, Positioned, ServerError, ServerResult, Value,
+};
+use uuid::Uuid;
+
+/// A field's value given at once.
+pub enum Given<'a> {
+    /// A string, borrowed from the object.
+    Str(&'a str),
+    /// An `ID`: the UUID's hyphenated text, as `scalars::to_id` gives it.
+    Id(Uuid),
+    /// Any other value.
+    Value(Value),
+    /// An object this one holds (a joined author, say), of GraphQL type `.0`, whose own
+    /// fields `.1` answers. It is plain when its selection is plain and every field in it
+    /// is answered at once; otherwise the field goes to its resolver.
+    Object(&'static str, &'a dyn Answers),
+}
 
 /// A field's value given at once: `None` when the field is not one the type answers so.
-pub type Answer = Option<async_graphql::Result<Value>>;
+pub type Answer<'a> = Option<async_graphql::Result<Given<'a>>>;
+
+/// The fields an object nested in a plain one (see [`Given::Object`]) answers from what it
+/// holds alone.
+pub trait Answers: Sync {
+    /// The value of field `name`, or `None` when it needs the type's resolver.
+    fn answer(&self, name: &str) -> Answer<'_>;
+}
 
 /// A GraphQL object some of whose fields need neither arguments nor a load.
 pub trait Plain: ContainerType {
@@ -33,7 +58,7 @@ pub trait Plain: ContainerType {
 
     /// The value of field `name` (its context is `c`), or `None` to leave it to the
     /// resolver. Must give exactly what the resolver gives.
-    fn plain(&self, _c: &Context<'_>, _name: &str) -> Answer {
+    fn plain<'a>(&'a self, _c: &Context<'_>, _name: &str) -> Answer<'a> {
         None
     }
 }
@@ -90,13 +115,128 @@ impl<'a, T: Plain> OutputType for PlainList<'a, T> {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         if T::ANSWERS {
-            if let Some(fields) = plain_fields(ctx) {
+            if let Some(fields) = plain_fields(ctx.item) {
+                if as_text(ctx) {
+                    if let Some(text) = write_all(ctx, &fields, &self.0) {
+                        return Ok(Value::Binary(text.into()));
+                    }
+                }
                 return Ok(resolve_all(ctx, &fields, &self.0).await);
             }
         }
         let items = self.0.iter().map(|t| Plainly(*t));
         resolve_list(ctx, field, items, Some(self.0.len())).await
     }
+}
+
+/// The list's JSON text when every field of every object in it is plain, written as it
+/// goes; `None`, with nothing recorded, as soon as one is not.
+fn write_all<T: Plain>(
+    ctx: &ContextSelectionSet<'_>,
+    fields: &[&Positioned<Field>],
+    items: &[&T],
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(32 + 160 * items.len());
+    let mut errors = Vec::new();
+    out.push(b'[');
+    for (i, root) in items.iter().copied().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let item = ctx.with_index(i);
+        let type_name = root.introspection_type_name();
+        let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
+        write_object(&mut out, &mut errors, &item, fields, &type_name, &answer)?;
+    }
+    out.push(b']');
+    for e in errors {
+        ctx.add_error(e);
+    }
+    Some(out)
+}
+
+/// Writes one object (`ctx`, of type `type_name`) as JSON text: its `fields` in order,
+/// leaving out one whose answer is an error (recorded in `errors`), `null` when nothing is
+/// left, as [`object_value`] gives. `None`, with `out` and `errors` as they were, when a field is
+/// not plain.
+fn write_object<'a>(
+    out: &mut Vec<u8>,
+    errors: &mut Vec<ServerError>,
+    ctx: &ContextSelectionSet<'_>,
+    fields: &[&Positioned<Field>],
+    type_name: &str,
+    answer: &impl Fn(&Context<'_>, &str) -> Answer<'a>,
+) -> Option<()> {
+    let (start, failed) = (out.len(), errors.len());
+    let undo = |out: &mut Vec<u8>, errors: &mut Vec<ServerError>| {
+        out.truncate(start);
+        errors.truncate(failed);
+    };
+    let mut first = true;
+    for field in fields.iter().copied() {
+        let c = ctx.with_field(field);
+        let Some(given) = given(&c, type_name, answer) else {
+            undo(out, errors);
+            return None;
+        };
+        match given {
+            Ok(given) => {
+                out.push(if first { b'{' } else { b',' });
+                first = false;
+                write_key(out, field);
+                if write_given(out, errors, &c, given).is_none() {
+                    undo(out, errors);
+                    return None;
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if first {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'}');
+    }
+    Some(())
+}
+
+/// A field's response key and the colon after it. A key is a GraphQL name
+/// (`[_A-Za-z][_0-9A-Za-z]*`), which JSON never escapes.
+fn write_key(out: &mut Vec<u8>, field: &Positioned<Field>) {
+    out.push(b'"');
+    out.extend_from_slice(field.node.response_key().node.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Writes a given value (of field `c`) as JSON text; `None` when it is an object that is
+/// not plain (the caller undoes what was written).
+fn write_given(
+    out: &mut Vec<u8>,
+    errors: &mut Vec<ServerError>,
+    c: &Context<'_>,
+    given: Given<'_>,
+) -> Option<()> {
+    match given {
+        Given::Str(s) => write_str(out, s),
+        Given::Id(id) => {
+            out.push(b'"');
+            out.extend_from_slice(
+                id.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+        Given::Value(value) => write_value(out, &value),
+        Given::Object(type_name, answers) => {
+            let set = &c.item.node.selection_set;
+            let fields = plain_fields(set)?;
+            let ctx = c.with_selection_set(set);
+            let answer = |_: &Context<'_>, name: &str| answers.answer(name);
+            write_object(out, errors, &ctx, &fields, type_name, &answer)?;
+        }
+    }
+    Some(())
 }
 
 /// The list's objects, each a map of `fields` in selection order. A field its type does
@@ -121,7 +261,8 @@ async fn resolve_all<T: Plain>(
         let type_name = root.introspection_type_name();
         let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
         for field in fields.iter().copied() {
-            match plain_value(&item.with_field(field), &type_name, &answer) {
+            let c = item.with_field(field);
+            match plain_value(&c, &type_name, &answer) {
                 Some(Ok(value)) => slots.push(Some(value)),
                 Some(Err(e)) => {
                     ctx.add_error(e);
@@ -171,8 +312,8 @@ async fn resolve_all<T: Plain>(
 
 /// The selection's fields, when it holds fields only, none with a custom directive (`@skip`
 /// and `@include` are gone by now) and no response key twice; otherwise `None`.
-fn plain_fields<'a>(ctx: &ContextSelectionSet<'a>) -> Option<Vec<&'a Positioned<Field>>> {
-    let items = &ctx.item.node.items;
+fn plain_fields(set: &Positioned<SelectionSet>) -> Option<Vec<&Positioned<Field>>> {
+    let items = &set.node.items;
     let mut fields = Vec::with_capacity(items.len());
     for selection in items {
         let Selection::Field(field) = &selection.node else {
@@ -193,48 +334,59 @@ fn plain_fields<'a>(ctx: &ContextSelectionSet<'a>) -> Option<Vec<&'a Positioned<
     Some(fields)
 }
 
-/// A field's plain value: `__typename`, or what `answer` gives for the field's name, an
-/// error carrying the field's position and path; `None` when the field is not plain.
-fn plain_value(
+/// What field `c` of an object of type `type_name` gives at once: `__typename`, or what
+/// `answer` gives for the field's name, an error carrying the field's position and path.
+fn given<'x, 'a: 'x>(
     c: &Context<'_>,
-    type_name: &str,
-    answer: &impl Fn(&Context<'_>, &str) -> Answer,
-) -> Option<ServerResult<Value>> {
+    type_name: &'x str,
+    answer: &impl Fn(&Context<'_>, &str) -> Answer<'a>,
+) -> Option<ServerResult<Given<'x>>> {
     let name = c.item.node.name.node.as_str();
     if name == "__typename" {
-        return Some(Ok(Value::String(type_name.to_owned())));
+        return Some(Ok(Given::Str(type_name)));
     }
-    answer(c, name).map(|r| r.map_err(|e| c.set_error_path(e.into_server_error(c.item.pos))))
+    match answer(c, name)? {
+        Ok(given) => Some(Ok(given)),
+        Err(e) => Some(Err(c.set_error_path(e.into_server_error(c.item.pos)))),
+    }
 }
 
-/// Answers the selection of field `c` (an object of type `type_name`) at once when every
-/// field in it is plain (`answer` gives each, with its context and name): `None`, with
-/// nothing recorded, when one is not. Used for objects nested in a plain one, such as a
-/// suggestion's joined author.
-pub fn resolve_now(
+/// A field's plain value as a `Value`; `None` when the field is not plain.
+fn plain_value<'a>(
     c: &Context<'_>,
     type_name: &str,
-    answer: impl Fn(&Context<'_>, &str) -> Answer,
-) -> Option<Value> {
-    let ctx = c.with_selection_set(&c.item.node.selection_set);
-    let fields = plain_fields(&ctx)?;
-    let mut row = Vec::with_capacity(fields.len());
+    answer: &impl Fn(&Context<'_>, &str) -> Answer<'a>,
+) -> Option<ServerResult<Value>> {
+    Some(Ok(match given(c, type_name, answer)? {
+        Ok(Given::Str(s)) => Value::String(s.to_owned()),
+        Ok(Given::Id(id)) => Value::String(super::scalars::to_id(id).0),
+        Ok(Given::Value(value)) => value,
+        Ok(Given::Object(type_name, answers)) => nested_value(c, type_name, answers)?,
+        Err(e) => return Some(Err(e)),
+    }))
+}
+
+/// The selection of field `c` (an object of type `type_name` that `answers` answers) as a
+/// map, when every field in it is plain: `None`, with nothing recorded, when one is not.
+fn nested_value(c: &Context<'_>, type_name: &str, answers: &dyn Answers) -> Option<Value> {
+    let set = &c.item.node.selection_set;
+    let fields = plain_fields(set)?;
+    let ctx = c.with_selection_set(set);
+    let answer = |_: &Context<'_>, name: &str| answers.answer(name);
+    let mut map = IndexMap::with_capacity(fields.len());
     let mut errors = Vec::new();
     for field in fields {
         match plain_value(&ctx.with_field(field), type_name, &answer)? {
-            Ok(value) => row.push((&field.node.response_key().node, Some(value))),
+            Ok(value) => {
+                map.insert(field.node.response_key().node.clone(), value);
+            }
             Err(e) => errors.push(e),
         }
     }
     for e in errors {
         ctx.add_error(e);
     }
-    if as_text(&ctx) {
-        let mut out = Vec::with_capacity(64);
-        write_row(&mut out, row.iter().map(|(k, v)| (*k, v)));
-        return Some(Value::Binary(out.into()));
-    }
-    Some(row_object(row.len(), row.into_iter()))
+    Some(object_value(map))
 }
 
 /// Resolves one object: plain fields at once, the others through the type's resolvers in
@@ -242,7 +394,7 @@ pub fn resolve_now(
 /// which run side by side). Errors are recorded and the field left out, as async-graphql
 /// does.
 pub async fn resolve<T: Plain>(ctx: &ContextSelectionSet<'_>, root: &T) -> ServerResult<Value> {
-    let Some(fields) = plain_fields(ctx) else {
+    let Some(fields) = plain_fields(ctx.item) else {
         return resolve_container_serial(ctx, root).await;
     };
     let type_name = root.introspection_type_name();
@@ -261,16 +413,16 @@ pub async fn resolve<T: Plain>(ctx: &ContextSelectionSet<'_>, root: &T) -> Serve
             Err(e) => ctx.add_error(e),
         }
     }
-    Ok(object(map))
+    Ok(object_value(map))
 }
 
 /// Set in a request's data by the HTTP handler when the response is written with
 /// [`write_response`] and the document names no response key twice at any level (so
 /// async-graphql never merges two answers for one key, which it does on maps and lists
-/// only). A plain list, and a plain object nested in one, may then answer with its JSON
-/// text, held in a `Value::Binary`, rather than a tree of maps: no map per object, no two
-/// hashed inserts per field, and nothing to walk again when writing. Convene's schema
-/// has no binary type, so nothing else makes a `Value::Binary`.
+/// only). A plain list may then answer with its JSON text, held in a `Value::Binary`,
+/// rather than a tree of maps: no map per object, no two hashed inserts per field, and
+/// nothing to walk again when writing. Convene's schema has no binary type, so nothing
+/// else makes a `Value::Binary`.
 pub struct JsonText;
 
 fn as_text(ctx: &ContextSelectionSet<'_>) -> bool {
@@ -369,10 +521,10 @@ fn row_object<'k>(
             map.insert(key.clone(), value);
         }
     }
-    object(map)
+    object_value(map)
 }
 
-fn object(map: IndexMap<async_graphql::Name, Value>) -> Value {
+fn object_value(map: IndexMap<async_graphql::Name, Value>) -> Value {
     if map.is_empty() {
         Value::Null
     } else {
@@ -380,19 +532,31 @@ fn object(map: IndexMap<async_graphql::Name, Value>) -> Value {
     }
 }
 
-/// A string field's value.
-pub fn string(s: &str) -> Answer {
-    Some(Ok(Value::String(s.to_owned())))
+/// A string field's value, borrowed from the object.
+pub fn string(s: &str) -> Answer<'_> {
+    Some(Ok(Given::Str(s)))
+}
+
+/// An `ID` field's value.
+pub fn id(id: Uuid) -> Answer<'static> {
+    Some(Ok(Given::Id(id)))
 }
 
 /// A scalar field's value, written as its GraphQL scalar writes it.
-pub fn scalar<T: async_graphql::ScalarType>(v: &T) -> Answer {
-    Some(Ok(v.to_value()))
+pub fn scalar<T: async_graphql::ScalarType>(v: &T) -> Answer<'static> {
+    Some(Ok(Given::Value(v.to_value())))
 }
 
 /// An enum field's value.
-pub fn enumeration<T: async_graphql::resolver_utils::EnumType>(v: T) -> Answer {
-    Some(Ok(async_graphql::resolver_utils::enum_value(v)))
+pub fn enumeration<T: async_graphql::resolver_utils::EnumType>(v: T) -> Answer<'static> {
+    Some(Ok(Given::Value(async_graphql::resolver_utils::enum_value(
+        v,
+    ))))
+}
+
+/// An object field's value: an object of GraphQL type `type_name` that `answers` answers.
+pub fn object<'a>(type_name: &'static str, answers: &'a dyn Answers) -> Answer<'a> {
+    Some(Ok(Given::Object(type_name, answers)))
 }
 
 #[cfg(test)]

@@ -210,13 +210,13 @@ impl Plain for Suggestion {
 
     /// What the resolvers below give, without a future each; the author and commitment
     /// too when the list joined them and their own selection is plain.
-    fn plain(&self, c: &Context<'_>, name: &str) -> plain::Answer {
+    fn plain<'a>(&'a self, c: &Context<'_>, name: &str) -> plain::Answer<'a> {
         let m = &self.0;
         match name {
-            "id" => plain::scalar(&to_id(m.id)),
+            "id" => plain::id(m.id),
             "title" => Some(
                 self.shown(c, &m.title, moderation::HIDDEN_TITLE)
-                    .map(|t| t.into()),
+                    .map(plain::Given::Str),
             ),
             "hidden" => plain::scalar(&m.hidden),
             "status" => plain::enumeration(SuggestionStatus::from(m.status)),
@@ -224,17 +224,8 @@ impl Plain for Suggestion {
             "followerCount" => plain::scalar(&m.follower_count),
             "createdAt" => plain::scalar(&m.created_at),
             "updatedAt" => plain::scalar(&m.updated_at),
-            "author" => {
-                let author = self.1.author.as_deref()?;
-                plain::resolve_now(c, "User", |_, name| User::answer(author, name)).map(Ok)
-            }
-            "commitment" => {
-                let commitment = self.1.commitment.as_deref()?;
-                plain::resolve_now(c, "Commitment", |_, name| {
-                    Commitment::answer(commitment, name)
-                })
-                .map(Ok)
-            }
+            "author" => plain::object("User", self.1.author.as_deref()?),
+            "commitment" => plain::object("Commitment", self.1.commitment.as_deref()?),
             _ => None,
         }
     }
