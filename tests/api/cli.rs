@@ -220,12 +220,21 @@ async fn user_set_role_promotes_an_existing_account() {
     };
     assert_eq!(role(app.db.clone()).await, "MEMBER");
 
+    // The command runs off the test's one runtime thread: waiting for it there would
+    // freeze the server in this process, and a write it had under way (its outbox worker
+    // sending the sign-up mail, say) would hold SQLite's lock until the command gave up waiting
+    // ("database is locked", about one run in fifty on a loaded machine).
     let set_role = |email: &str| {
-        run(convene(work.path())
-            .env("CONVENE__DATABASE__URL", &url)
-            .args(["user", "set-role", "--email", email, "--role", "ADMIN"]))
+        let mut cmd = convene(work.path());
+        cmd.env("CONVENE__DATABASE__URL", &url)
+            .args(["user", "set-role", "--email", email, "--role", "ADMIN"]);
+        async move {
+            tokio::task::spawn_blocking(move || run(&mut cmd))
+                .await
+                .expect("the command's thread")
+        }
     };
-    let out = set_role(email);
+    let out = set_role(email).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(role(app.db.clone()).await, "ADMIN");
 
@@ -233,7 +242,7 @@ async fn user_set_role_promotes_an_existing_account() {
     let login = app.log_in(email, PASSWORD).await;
     assert_eq!(login["data"]["logIn"]["user"]["role"], "ADMIN", "{login}");
 
-    let out = set_role("nobody@example.org");
+    let out = set_role("nobody@example.org").await;
     assert!(!out.status.success(), "{}", describe(&out));
     assert!(
         text(&out.stderr).contains("not found"),
