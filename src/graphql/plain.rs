@@ -90,7 +90,7 @@ impl<T: Plain> OutputType for Plainly<'_, T> {
 
 /// A list of objects answered through [`Plain`]: every connection's `nodes`. It is the
 /// same GraphQL type as a `Vec` of the objects. When the items' selection is plain (see
-/// [`plain_fields`]), the whole list is answered in one pass with no future per item: plain
+/// [`PlainFields`]), the whole list is answered in one pass with no future per item: plain
 /// fields at once, and only the fields a type leaves to its resolvers become futures, all
 /// run side by side so that their loads batch across the list. Otherwise each item goes
 /// through [`Plainly`], as a `Vec` would.
@@ -115,13 +115,13 @@ impl<'a, T: Plain> OutputType for PlainList<'a, T> {
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
         if T::ANSWERS {
-            if let Some(fields) = plain_fields(ctx.item) {
+            if let Some(fields) = PlainFields::of(ctx.item) {
                 if as_text(ctx) {
-                    if let Some(text) = write_all(ctx, &fields, &self.0) {
+                    if let Some(text) = write_all(ctx, fields, &self.0) {
                         return Ok(Value::Binary(text.into()));
                     }
                 }
-                return Ok(resolve_all(ctx, &fields, &self.0).await);
+                return Ok(resolve_all(ctx, fields, &self.0).await);
             }
         }
         let items = self.0.iter().map(|t| Plainly(*t));
@@ -133,7 +133,7 @@ impl<'a, T: Plain> OutputType for PlainList<'a, T> {
 /// goes; `None`, with nothing recorded, as soon as one is not.
 fn write_all<T: Plain>(
     ctx: &ContextSelectionSet<'_>,
-    fields: &[&Positioned<Field>],
+    fields: PlainFields<'_>,
     items: &[&T],
 ) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(32 + 160 * items.len());
@@ -163,7 +163,7 @@ fn write_object<'a>(
     out: &mut Vec<u8>,
     errors: &mut Vec<ServerError>,
     ctx: &ContextSelectionSet<'_>,
-    fields: &[&Positioned<Field>],
+    fields: PlainFields<'_>,
     type_name: &str,
     answer: &impl Fn(&Context<'_>, &str) -> Answer<'a>,
 ) -> Option<()> {
@@ -173,7 +173,7 @@ fn write_object<'a>(
         errors.truncate(failed);
     };
     let mut first = true;
-    for field in fields.iter().copied() {
+    for field in fields.iter() {
         let c = ctx.with_field(field);
         let Some(given) = given(&c, type_name, answer) else {
             undo(out, errors);
@@ -230,10 +230,10 @@ fn write_given(
         Given::Value(value) => write_value(out, &value),
         Given::Object(type_name, answers) => {
             let set = &c.item.node.selection_set;
-            let fields = plain_fields(set)?;
+            let fields = PlainFields::of(set)?;
             let ctx = c.with_selection_set(set);
             let answer = |_: &Context<'_>, name: &str| answers.answer(name);
-            write_object(out, errors, &ctx, &fields, type_name, &answer)?;
+            write_object(out, errors, &ctx, fields, type_name, &answer)?;
         }
     }
     Some(())
@@ -246,7 +246,7 @@ fn write_given(
 /// comes back as its JSON text rather than a tree of maps.
 async fn resolve_all<T: Plain>(
     ctx: &ContextSelectionSet<'_>,
-    fields: &[&Positioned<Field>],
+    fields: PlainFields<'_>,
     items: &[&T],
 ) -> Value {
     let width = fields.len();
@@ -260,7 +260,7 @@ async fn resolve_all<T: Plain>(
         let item = ctx.with_index(i);
         let type_name = root.introspection_type_name();
         let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
-        for field in fields.iter().copied() {
+        for field in fields.iter() {
             let c = item.with_field(field);
             match plain_value(&c, &type_name, &answer) {
                 Some(Ok(value)) => slots.push(Some(value)),
@@ -310,28 +310,44 @@ async fn resolve_all<T: Plain>(
     )
 }
 
-/// The selection's fields, when it holds fields only, none with a custom directive (`@skip`
-/// and `@include` are gone by now) and no response key twice; otherwise `None`.
-fn plain_fields(set: &Positioned<SelectionSet>) -> Option<Vec<&Positioned<Field>>> {
-    let items = &set.node.items;
-    let mut fields = Vec::with_capacity(items.len());
-    for selection in items {
-        let Selection::Field(field) = &selection.node else {
-            return None;
-        };
-        if !field.node.directives.is_empty() {
-            return None;
+/// A selection of fields only, none with a custom directive (`@skip` and `@include` are
+/// gone by now) and no response key twice. Checked without allocating: a nested object's
+/// selection is checked once per row.
+#[derive(Clone, Copy)]
+struct PlainFields<'a>(&'a [Positioned<Selection>]);
+
+impl<'a> PlainFields<'a> {
+    /// The selection's fields, when they are plain; otherwise `None`.
+    fn of(set: &'a Positioned<SelectionSet>) -> Option<Self> {
+        let items = &set.node.items;
+        for (i, selection) in items.iter().enumerate() {
+            let Selection::Field(field) = &selection.node else {
+                return None;
+            };
+            if !field.node.directives.is_empty() {
+                return None;
+            }
+            let key = field.node.response_key().node.as_str();
+            let twice = items[..i].iter().any(|s| {
+                matches!(&s.node, Selection::Field(f) if f.node.response_key().node.as_str() == key)
+            });
+            if twice {
+                return None;
+            }
         }
-        let key = field.node.response_key().node.as_str();
-        if fields
-            .iter()
-            .any(|f: &&Positioned<Field>| f.node.response_key().node.as_str() == key)
-        {
-            return None;
-        }
-        fields.push(field);
+        Some(Self(items))
     }
-    Some(fields)
+
+    fn len(self) -> usize {
+        self.0.len()
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a Positioned<Field>> + Clone {
+        self.0.iter().filter_map(|s| match &s.node {
+            Selection::Field(field) => Some(field),
+            _ => None,
+        })
+    }
 }
 
 /// What field `c` of an object of type `type_name` gives at once: `__typename`, or what
@@ -370,12 +386,12 @@ fn plain_value<'a>(
 /// map, when every field in it is plain: `None`, with nothing recorded, when one is not.
 fn nested_value(c: &Context<'_>, type_name: &str, answers: &dyn Answers) -> Option<Value> {
     let set = &c.item.node.selection_set;
-    let fields = plain_fields(set)?;
+    let fields = PlainFields::of(set)?;
     let ctx = c.with_selection_set(set);
     let answer = |_: &Context<'_>, name: &str| answers.answer(name);
     let mut map = IndexMap::with_capacity(fields.len());
     let mut errors = Vec::new();
-    for field in fields {
+    for field in fields.iter() {
         match plain_value(&ctx.with_field(field), type_name, &answer)? {
             Ok(value) => {
                 map.insert(field.node.response_key().node.clone(), value);
@@ -394,13 +410,13 @@ fn nested_value(c: &Context<'_>, type_name: &str, answers: &dyn Answers) -> Opti
 /// which run side by side). Errors are recorded and the field left out, as async-graphql
 /// does.
 pub async fn resolve<T: Plain>(ctx: &ContextSelectionSet<'_>, root: &T) -> ServerResult<Value> {
-    let Some(fields) = plain_fields(ctx.item) else {
+    let Some(fields) = PlainFields::of(ctx.item) else {
         return resolve_container_serial(ctx, root).await;
     };
     let type_name = root.introspection_type_name();
     let answer = |c: &Context<'_>, name: &str| root.plain(c, name);
     let mut map = IndexMap::with_capacity(fields.len());
-    for field in fields {
+    for field in fields.iter() {
         let c = ctx.with_field(field);
         let value = match plain_value(&c, &type_name, &answer) {
             Some(value) => value,
