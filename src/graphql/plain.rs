@@ -26,6 +26,8 @@ use async_graphql::{
 };
 use uuid::Uuid;
 
+use super::scalars::{id_text, to_id};
+
 /// A field's value given at once.
 pub enum Given<'a> {
     /// A string, borrowed from the object.
@@ -157,8 +159,8 @@ fn write_all<T: Plain>(
 
 /// Writes one object (`ctx`, of type `type_name`) as JSON text: its `fields` in order,
 /// leaving out one whose answer is an error (recorded in `errors`), `null` when nothing is
-/// left, as [`object_value`] gives. `None`, with `out` and `errors` as they were, when a field is
-/// not plain.
+/// left, as [`object_value`] gives. `None`, with `out` and `errors` as they were, when a
+/// field is not plain.
 fn write_object<'a>(
     out: &mut Vec<u8>,
     errors: &mut Vec<ServerError>,
@@ -220,11 +222,7 @@ fn write_given(
         Given::Str(s) => write_str(out, s),
         Given::Id(id) => {
             out.push(b'"');
-            out.extend_from_slice(
-                id.hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer())
-                    .as_bytes(),
-            );
+            out.extend_from_slice(id_text(id, &mut Uuid::encode_buffer()).as_bytes());
             out.push(b'"');
         }
         Given::Value(value) => write_value(out, &value),
@@ -375,7 +373,7 @@ fn plain_value<'a>(
 ) -> Option<ServerResult<Value>> {
     Some(Ok(match given(c, type_name, answer)? {
         Ok(Given::Str(s)) => Value::String(s.to_owned()),
-        Ok(Given::Id(id)) => Value::String(super::scalars::to_id(id).0),
+        Ok(Given::Id(id)) => Value::String(to_id(id).0),
         Ok(Given::Value(value)) => value,
         Ok(Given::Object(type_name, answers)) => nested_value(c, type_name, answers)?,
         Err(e) => return Some(Err(e)),
