@@ -2155,7 +2155,7 @@ fn print_summary(
     }
     let goals: Vec<_> = GOALS
         .iter()
-        .filter_map(|(c, b, name)| Some((find(c)?, find(b)?, *name)))
+        .filter_map(|&(ck, bk, name)| Some((ck, bk, find(ck)?, find(bk)?, name)))
         .collect();
     if !goals.is_empty() {
         println!();
@@ -2167,12 +2167,7 @@ fn print_summary(
             .collect::<Vec<_>>()
             .join(" / ")
     };
-    for (c, b, name) in &goals {
-        let key = GOALS
-            .iter()
-            .find(|(_, _, n)| n == name)
-            .map(|(k, bk, _)| (*k, *bk));
-        let Some((ck, bk)) = key else { continue };
+    for &(ck, bk, c, b, name) in &goals {
         let (cs, bs) = (every(ck), every(bk));
         let ratios: Vec<f64> = cs
             .iter()
