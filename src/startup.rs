@@ -109,6 +109,7 @@ pub fn services(settings: Arc<Settings>, db: DatabaseConnection) -> anyhow::Resu
         tokens: Arc::new(tokens),
         markdown,
         events,
+        statements: crate::db::StatementHook::default(),
     })
 }
 
@@ -152,6 +153,12 @@ impl Application {
             mailer,
             memory_mail,
         })
+    }
+
+    /// Has `hook` see the statements Convene runs on sqlx directly (`db::query_all`), which
+    /// sea-orm's metric callback does not see.
+    pub fn observe_statements(&mut self, hook: crate::db::StatementHook) {
+        self.state.services.statements = hook;
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {

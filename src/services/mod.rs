@@ -48,6 +48,8 @@ pub struct Ctx {
     pub markdown: Markdown,
     /// Live events for subscriptions, published after a write commits.
     pub events: crate::events::Events,
+    /// Sees the statements `db::query_all` runs (set by tests that count statements).
+    pub statements: crate::db::StatementHook,
 }
 
 impl Ctx {

@@ -896,7 +896,7 @@ pub async fn list_with(
     let author_width = include
         .author
         .map_or(0, |a| a.pick(PROFILE_COLUMNS).count());
-    let mut rows = ctx.db.query_all_raw(stmt).await?;
+    let mut rows = crate::db::query_all(&ctx.db, &ctx.statements, stmt).await?;
     // The extra row only tells whether a next page exists: it is not decoded. Each author
     // and each commitment is decoded once, at its first row (a commitment's page repeats
     // one commitment twenty times), when its id is read; each row's own otherwise.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use convene::config::{MailTransportKind, Settings};
+use convene::db::StatementHook;
 use convene::mail::{MemoryTransport, OutgoingMail};
 use convene::Application;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -436,14 +437,26 @@ pub async fn spawn_app_with_db(
     dir: tempfile::TempDir,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_observed(db, url, dir, configure, StatementHook::default()).await
+}
+
+/// `spawn_app_with_db`, with `hook` seeing the statements Convene runs on sqlx directly.
+async fn spawn_app_observed(
+    db: DatabaseConnection,
+    url: String,
+    dir: tempfile::TempDir,
+    configure: impl FnOnce(&mut Settings),
+    hook: StatementHook,
+) -> TestApp {
     let mut settings = test_settings();
     settings.database.url = SecretString::from(url.clone());
     settings.mail.file_dir = dir.path().join("mail");
     configure(&mut settings);
     convene::db::migrate(&db).await.expect("migrate");
-    let app = Application::build_with_db(settings.clone(), db)
+    let mut app = Application::build_with_db(settings.clone(), db)
         .await
         .expect("build app");
+    app.observe_statements(hook);
     let address = format!("http://{}", app.local_addr().expect("addr"));
     let db = app.db();
     let mail = app.memory_mail().unwrap_or_default();
@@ -658,13 +671,17 @@ pub async fn spawn_app_recording_statements(
     let mut db = convene::db::connect_url(&url, 5).await.expect("connect");
     let statements = Statements::default();
     let record = statements.0.clone();
-    db.set_metric_callback(move |info| {
-        if !info.statement.sql.contains("outbox") {
-            record
-                .lock()
-                .expect("statements")
-                .push(info.statement.sql.clone());
+    let push = move |stmt: &sea_orm::Statement| {
+        if !stmt.sql.contains("outbox") {
+            record.lock().expect("statements").push(stmt.sql.clone());
         }
-    });
-    (spawn_app_with_db(db, url, dir, configure).await, statements)
+    };
+    let through_sea_orm = push.clone();
+    db.set_metric_callback(move |info| through_sea_orm(info.statement));
+    // Pages run their statement on sqlx directly (`db::query_all`): counted the same.
+    let hook = StatementHook::new(push);
+    (
+        spawn_app_observed(db, url, dir, configure, hook).await,
+        statements,
+    )
 }
