@@ -188,7 +188,8 @@ pub async fn query_all(
     let query = sea_orm::sqlx::AssertSqlSafe(stmt.sql);
     let failed = |e| DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)));
     // Boxed once, so the caller's future holds a pointer rather than the query's state.
-    match stmt.db_backend {
+    // The connection's own backend picks the pool (its getters panic on the other one).
+    match db.get_database_backend() {
         DbBackend::Postgres => Box::pin(
             sea_orm::sqlx::query_with(query, values).fetch_all(db.get_postgres_connection_pool()),
         )
@@ -201,9 +202,8 @@ pub async fn query_all(
         .await
         .map(|rows| rows.into_iter().map(QueryResult::from).collect())
         .map_err(failed),
-        _ => Err(DbErr::Custom(format!(
-            "{:?} is not a database Convene runs on",
-            stmt.db_backend
+        other => Err(DbErr::Custom(format!(
+            "{other:?} is not a database Convene runs on"
         ))),
     }
 }
