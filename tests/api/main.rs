@@ -7,6 +7,8 @@ mod helpers;
 mod smtp_server;
 
 mod accounts;
+// The authorization policy as a tested table.
+mod authorization;
 // Calendars (issue 8).
 mod calendar;
 // Working groups' chat channels (issue 10).
