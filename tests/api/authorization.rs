@@ -9,7 +9,7 @@
 //! |-------|----------------------------------------------------------------------------|
 //! | `YES` | allowed: the mutation answers its payload, the field its value             |
 //! | `NUL` | the field answers null (or an empty list): hidden without an error         |
-//! | `MSK` | the field answers the moderation marker instead of the text                |
+//! | `MSK` | the field answers the moderation marker instead of the text (hidden)       |
 //! | `UNA` `ENV` `FBD` `NFD` | the error's `extensions.code`: UNAUTHENTICATED, EMAIL_NOT_VERIFIED, FORBIDDEN, NOT_FOUND |
 //!
 //! The viewers, in column order: anonymous; a signed-up account whose address is not
@@ -28,7 +28,7 @@ use std::fmt;
 use chrono::{Duration, SecondsFormat, Utc};
 use convene::entities::meetup;
 use convene::entities::user::{self, Role};
-use convene::services::moderation::HIDDEN_TITLE;
+use convene::services::moderation::{HIDDEN_BODY, HIDDEN_TITLE};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
@@ -258,6 +258,7 @@ const FIELDS: &[Row] = &[
     row(World,       r#"thread(id: @thread) { title }"#,                                                    [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
     row(World,       r#"threads(filter: {workingGroupId: @privateGroup}) { nodes { id } }"#,                [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
     row(World,       r#"suggestion(id: @hiddenSuggestion) { title }"#,                                      [MSK, MSK, MSK, MSK, MSK, MSK, MSK, MSK, MSK, MSK, YES, YES]),
+    row(World,       r#"thread(id: @hiddenPostThread) { posts(first: 1) { nodes { body } } }"#,           [NFD, NFD, NFD, NFD, NFD, NFD, MSK, YES, NFD, NFD, YES, YES]),
     row(World,       r#"reports(first: 5) { nodes { id } }"#,                                               [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(World,       r#"moderationLog(first: 5) { nodes { id } }"#,                                         [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
     row(World,       r#"notifications(first: 5) { totalCount }"#,                                           [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
@@ -373,7 +374,7 @@ fn outcome(resp: &Value, mutation: bool) -> Got {
     }
     match answer {
         Value::Null => Got::Null,
-        Value::String(s) if s == HIDDEN_TITLE => Got::Masked,
+        Value::String(s) if s == HIDDEN_TITLE || s == HIDDEN_BODY => Got::Masked,
         _ => Got::Yes,
     }
 }
@@ -381,7 +382,8 @@ fn outcome(resp: &Value, mutation: bool) -> Got {
 /// The fixture world: one account per kind of viewer, a commitment with a milestone and a
 /// suggestion, a public OPEN group, a private REQUEST group with a member in each state, its
 /// upcoming meet-up (the active and the former member answered GOING), its thread with a
-/// post, a report on that post, and a hidden suggestion.
+/// post, a report on that post, a thread whose opening post is hidden, and a hidden
+/// suggestion.
 struct World {
     app: TestApp,
     sessions: HashMap<Who, Session>,
@@ -508,6 +510,18 @@ impl World {
         self.ids.insert("meetup", meetup);
         let thread = self.thread(false).await;
         self.ids.insert("thread", thread);
+        // A thread of the private group whose opening post an ADMIN hid.
+        let hidden = self.thread(false).await;
+        let r = self
+            .call(
+                &admin,
+                "query($id: ID!) { thread(id: $id) { posts(first: 1) { nodes { id } } } }",
+                json!({ "id": hidden }),
+            )
+            .await;
+        self.hide_post(&admin, &data_id(&r, "thread/posts/nodes/0/id"))
+            .await;
+        self.ids.insert("hiddenPostThread", hidden);
         let post = self.post().await;
         let report = self.report(&post).await;
         self.ids.insert("post", post);
