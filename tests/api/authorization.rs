@@ -255,6 +255,10 @@ const FIELDS: &[Row] = &[
     row(World,       r#"meetup(id: @meetup) { onlineUrl }"#,                                                [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, NUL]),
     row(World,       r#"meetup(id: @meetup) { calendarUrl }"#,                                              [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, NUL, YES]),
     row(World,       r#"meetups(filter: {workingGroupId: @privateGroup}) { nodes { id } }"#,                [NUL, NUL, NUL, NUL, NUL, NUL, YES, YES, NUL, NUL, YES, YES]),
+    row(World,       r#"meetups(first: 5) { nodes { id } }"#,                                               [NUL, NUL, NUL, NUL, NUL, NUL, YES, YES, NUL, NUL, YES, YES]),
+    row(World,       r#"meetup(id: @heldMeetup) { outcome { summary } }"#,                                  [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
+    row(World,       r#"outcomes(first: 5) { nodes { ... on MeetupOutcome { summary } } }"#,                [NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL, NUL]),
+    row(World,       r#"workingGroups(filter: {memberId: @author}) { nodes { id } }"#,                      [NUL, NUL, NUL, NUL, NUL, NUL, YES, YES, NUL, NUL, YES, YES]),
     row(World,       r#"thread(id: @thread) { title }"#,                                                    [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
     row(World,       r#"threads(filter: {workingGroupId: @privateGroup}) { nodes { id } }"#,                [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
     row(World,       r#"suggestion(id: @hiddenSuggestion) { title }"#,                                      [MSK, MSK, MSK, MSK, MSK, MSK, MSK, MSK, MSK, MSK, YES, YES]),
@@ -381,7 +385,8 @@ fn outcome(resp: &Value, mutation: bool) -> Got {
 
 /// The fixture world: one account per kind of viewer, a commitment with a milestone and a
 /// suggestion, a public OPEN group, a private REQUEST group with a member in each state, its
-/// upcoming meet-up (the active and the former member answered GOING), its thread with a
+/// upcoming meet-up (the active and the former member answered GOING), a held meet-up whose
+/// outcomes are for members only, its thread with a
 /// post, a report on that post, a thread whose opening post is hidden, and a hidden
 /// suggestion.
 struct World {
@@ -508,6 +513,15 @@ impl World {
         self.leave(Who::Former, &group["privateGroup"]).await;
         self.ids.extend(group);
         self.ids.insert("meetup", meetup);
+        // A held meet-up whose outcomes the private group keeps to its members.
+        let held = self.ended_meetup(&self.ids["privateGroup"]).await;
+        self.call(
+            &self.founder,
+            "mutation($i: PublishMeetupOutcomesInput!) { publishMeetupOutcomes(input: $i) { __typename } }",
+            json!({"i": {"meetupId": held, "summary": "We chose CSV.", "decisions": ["CSV first"], "public": false}}),
+        )
+        .await;
+        self.ids.insert("heldMeetup", held);
         let thread = self.thread(false).await;
         self.ids.insert("thread", thread);
         // A thread of the private group whose opening post an ADMIN hid.
@@ -621,6 +635,25 @@ impl World {
             "scheduleMeetup/meetup/id",
         )
         .await
+    }
+
+    /// A meet-up of `group` that ended yesterday (scheduled, then moved into the past:
+    /// scheduling one in the past is refused).
+    async fn ended_meetup(&self, group: &str) -> String {
+        let m = self.meetup(group, 7).await;
+        let id: Uuid = m.parse().expect("a meet-up's ID is a UUID");
+        let start = convene::db::now() - Duration::days(2);
+        meetup::Entity::update_many()
+            .col_expr(meetup::Column::StartsAt, Expr::value(start))
+            .col_expr(
+                meetup::Column::EndsAt,
+                Expr::value(start + Duration::hours(2)),
+            )
+            .filter(meetup::Column::Id.eq(id))
+            .exec(&self.app.db)
+            .await
+            .expect("move the meet-up into the past");
+        m
     }
 
     /// A thread by the author: in the private group, or on the commitment.
@@ -789,23 +822,11 @@ impl World {
                 .await;
                 ids.insert("suggestion", s);
             }
-            On::Meetup | On::EndedMeetup => {
-                let m = self.meetup(&self.ids["privateGroup"], 7).await;
-                if on == On::EndedMeetup {
-                    let id: Uuid = m.parse().expect("a meet-up's ID is a UUID");
-                    let start = convene::db::now() - Duration::days(2);
-                    meetup::Entity::update_many()
-                        .col_expr(meetup::Column::StartsAt, Expr::value(start))
-                        .col_expr(
-                            meetup::Column::EndsAt,
-                            Expr::value(start + Duration::hours(2)),
-                        )
-                        .filter(meetup::Column::Id.eq(id))
-                        .exec(&self.app.db)
-                        .await
-                        .expect("move the meet-up into the past");
-                }
-                ids.insert("meetup", m);
+            On::Meetup => {
+                ids.insert("meetup", self.meetup(&self.ids["privateGroup"], 7).await);
+            }
+            On::EndedMeetup => {
+                ids.insert("meetup", self.ended_meetup(&self.ids["privateGroup"]).await);
             }
         }
         ids
