@@ -154,6 +154,8 @@ pub struct WebsocketSettings {
     pub ping_timeout_ms: u64,
     /// Messages queued for a client that does not read; one more closes its socket.
     pub send_queue_messages: usize,
+    /// Bytes queued for a client that does not read; a message past them closes its socket.
+    pub send_queue_bytes: usize,
 }
 
 impl Default for WebsocketSettings {
@@ -167,6 +169,7 @@ impl Default for WebsocketSettings {
             ping_interval_ms: 30_000,
             ping_timeout_ms: 10_000,
             send_queue_messages: 64,
+            send_queue_bytes: 1 << 20,
         }
     }
 }

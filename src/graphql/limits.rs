@@ -714,6 +714,7 @@ impl QueryGate {
                 measured?
             }
         };
+        single_root_field(&doc)?;
         let op = chosen_operation(&doc, request.operation_name.as_deref());
         if let Some(op) = op {
             null_for_non_null(op, &request.variables)?;
@@ -737,6 +738,76 @@ impl QueryGate {
             unmerged,
         })
     }
+}
+
+/// GraphQL's "Single root field" rule (specification §5.2.3.1), which async-graphql does
+/// not check: every subscription operation of the document selects exactly one root field,
+/// counted by response key through fragments, `__typename` included, and that field is not
+/// an introspection field. A subscription is one stream of one event kind; with two root
+/// fields the server would have to merge streams the client cannot tell apart.
+pub fn single_root_field(doc: &ExecutableDocument) -> ServerResult<()> {
+    fn collect<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        seen: &mut Vec<&'a str>,
+        keys: &mut Vec<(&'a str, &'a str, Pos)>,
+    ) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let key = f.node.response_key().node.as_str();
+                    if !keys.iter().any(|(k, _, _)| *k == key) {
+                        keys.push((key, f.node.name.node.as_str(), f.pos));
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    collect(doc, &i.node.selection_set.node, seen, keys);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    // A fragment spread twice (or in a cycle, which validation refuses
+                    // anyway) is counted once.
+                    if seen.contains(&name) {
+                        continue;
+                    }
+                    seen.push(name);
+                    if let Some(f) = doc.fragments.get(&spread.node.fragment_name.node) {
+                        collect(doc, &f.node.selection_set.node, seen, keys);
+                    }
+                }
+            }
+        }
+    }
+    for (_, op) in doc.operations.iter() {
+        if op.node.ty != OperationType::Subscription {
+            continue;
+        }
+        let mut keys = Vec::new();
+        collect(doc, &op.node.selection_set.node, &mut Vec::new(), &mut keys);
+        let refusal = match keys.as_slice() {
+            [(_, name, _)] if name.starts_with("__") => Some(format!(
+                "a subscription's root field cannot be `{name}`; select the event to listen to"
+            )),
+            [_] => None,
+            _ => Some(format!(
+                "a subscription selects exactly one root field; this one selects {} ({})",
+                keys.len(),
+                keys.iter()
+                    .map(|(k, _, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        if let Some(message) = refusal {
+            let mut err = ServerError::new(message, Some(op.pos));
+            let mut ext = ErrorExtensionValues::default();
+            ext.set("code", "BAD_USER_INPUT");
+            ext.set("field", "query");
+            err.extensions = Some(ext);
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 /// The operation a request names, or its first.

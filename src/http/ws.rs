@@ -154,9 +154,19 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let settings = &state.settings.websocket;
+    if !origin_allowed(&state.settings, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open subscription sockets (server.cors_origins)",
+        )
+            .into_response();
+    }
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let ip = client_ip(&state, &headers, peer);
-    let Some(guard) = OpenSocket::take(state.sockets.clone(), ip.clone(), settings) else {
+    // Counted per address as the throttles count (an IPv6 client by its /64), so a client
+    // cannot rotate through its own network for a fresh cap per socket.
+    let key = crate::services::throttle::address(Some(&ip));
+    let Some(guard) = OpenSocket::take(state.sockets.clone(), key, settings) else {
         let mut r = (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many open subscription sockets; try again later",
@@ -186,6 +196,26 @@ pub async fn upgrade(
             let _guard = guard;
             Connection::new(state, viewer).run(socket).await;
         })
+}
+
+/// Whether a WebSocket upgrade may come from the page that asks. A browser sends `Origin`
+/// with every upgrade, and no CORS preflight guards a WebSocket, so a page on any site
+/// could otherwise open sockets with its visitors' cookies or from their addresses.
+/// Clients that are not browsers send no `Origin`: they are let in. Allowed are the
+/// origins of `server.cors_origins` (`*`: any) and Convene's own (`public.base_url`).
+fn origin_allowed(settings: &crate::config::Settings, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let same = |allowed: &str| {
+        allowed == "*" || allowed.trim_end_matches('/').eq_ignore_ascii_case(origin)
+    };
+    settings.server.cors_origins.iter().any(|o| same(o))
+        || url::Url::parse(&settings.public.base_url)
+            .is_ok_and(|base| same(&base.origin().ascii_serialization()))
 }
 
 /// A message from the client.
@@ -225,23 +255,48 @@ impl Close {
     }
 }
 
-/// The queue towards the client. A full queue means the client does not read: the socket
-/// is closed instead of waiting.
+/// The queue towards the client, bounded in messages and in bytes. A full queue means the
+/// client does not read: the socket is closed instead of waiting. The byte bound matters
+/// because a message may be large (a subscription selecting long bodies): 64 messages of
+/// 64 KiB each would be 4 MiB held for one client.
 #[derive(Clone)]
 struct Outbox {
     tx: mpsc::Sender<Message>,
     overflow: CancellationToken,
+    /// Bytes queued and not yet handed to the socket.
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// What a message weighs in the queue.
+fn weight(msg: &Message) -> usize {
+    match msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+        Message::Close(_) => 0,
+    }
 }
 
 impl Outbox {
     fn send(&self, msg: Message) -> bool {
+        let bytes = weight(&msg);
+        let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
+        // An empty queue takes one message however large, so a client that reads gets
+        // every push; a close frame weighs nothing, so the reason for closing gets through.
+        if before > 0 && before + bytes > self.max_bytes {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            self.overflow.cancel();
+            return false;
+        }
         match self.tx.try_send(msg) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.cancel();
+            Err(e) => {
+                self.queued.fetch_sub(bytes, Ordering::AcqRel);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.overflow.cancel();
+                }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -290,14 +345,22 @@ impl Connection {
             .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(PROTOCOL.as_bytes()));
         let (mut sink, mut stream) = socket.split();
         let (tx, mut rx) = mpsc::channel::<Message>(settings.send_queue_messages.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
         let outbox = Outbox {
             tx,
             overflow: CancellationToken::new(),
+            queued: queued.clone(),
+            max_bytes: settings.send_queue_bytes.max(1024),
         };
         let writer = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let last = matches!(msg, Message::Close(_));
-                if sink.send(msg).await.is_err() || last {
+                let bytes = weight(&msg);
+                let sent = sink.send(msg).await;
+                // Handed to the socket: what the client does not read now waits in the
+                // kernel's buffers, which are bounded on their own.
+                queued.fetch_sub(bytes, Ordering::AcqRel);
+                if sent.is_err() || last {
                     break;
                 }
             }

@@ -47,7 +47,8 @@ fn key(scope: &str, parts: &[&str]) -> String {
 
 /// The address a counter is kept for. An IPv6 client usually holds a whole /64, so that is
 /// what is counted; otherwise rotating through it would mean a fresh limit per request.
-fn address(ip: Option<&str>) -> String {
+/// Every per-address limit (throttles, the subscription socket's cap) keys on this.
+pub fn address(ip: Option<&str>) -> String {
     match ip.map(|s| s.parse::<IpAddr>().map(|a| a.to_canonical())) {
         Some(Ok(IpAddr::V6(v6))) => {
             let network = u128::from(v6) & (u128::MAX << 64);

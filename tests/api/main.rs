@@ -42,6 +42,8 @@ mod pool;
 mod races;
 mod schema;
 mod sessions;
+// The subscription socket's own rules (issue 23).
+mod sockets;
 // GraphQL subscriptions over WebSocket.
 mod subscriptions;
 mod suggestions;

@@ -433,10 +433,10 @@ async fn an_event_on_one_instance_reaches_subscribers_on_another() {
     assert_eq!(updated(&on_b.next_data(&id).await)["supportCount"], 2);
 }
 
-#[tokio::test]
-async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
-    let s = stage_with(|c| c.websocket.send_queue_messages = 4).await;
-    // Large pushes fill the socket's buffers after a few events.
+/// A client subscribed ten times to a suggestion with a long body stops reading while
+/// `events` changes (about 40 KB per push) come; then it reads again. How many pushes it
+/// got before its socket ended, and how many there were.
+async fn flood_a_client_that_does_not_read(s: &Stage, events: usize) -> (usize, usize) {
     let commitment = s
         .app
         .gql(
@@ -469,8 +469,6 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
         )
         .await;
     }
-    // The client stops reading; changes keep coming.
-    let events = 30;
     for i in 0..events {
         let m = if i % 2 == 0 {
             "mutation($id: ID!) { supportSuggestion(id: $id) { suggestion { id } } }"
@@ -485,17 +483,22 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
     }
     // Reading again, it finds what fitted in the buffers, then the end of the connection.
     let mut received = 0;
-    let closed = loop {
+    loop {
         match slow.recv().await {
             Ok(m) if m["type"] == "next" => received += 1,
             Ok(m) => panic!("unexpected {m}"),
-            Err(closed) => break closed,
+            Err(_) => return (received, subscriptions * events),
         }
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
+    let s = stage_with(|c| c.websocket.send_queue_messages = 4).await;
+    let (received, sent) = flood_a_client_that_does_not_read(&s, 30).await;
     assert!(
-        received < subscriptions * events,
-        "the server dropped the client instead of queueing all {} pushes (got {received}, {closed:?})",
-        subscriptions * events
+        received < sent,
+        "the server queued all {sent} pushes instead of dropping the client"
     );
     // Other sockets are unaffected.
     let mut fine = WsClient::connect(&s.app, None).await;
@@ -504,6 +507,23 @@ async fn a_client_that_does_not_read_is_disconnected_not_buffered() {
         .await;
     support(&s.app, &s.bob, &s.suggestion).await;
     assert_eq!(updated(&fine.next_data(&id).await)["supportCount"], 1);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_dropped_once_its_queue_holds_too_many_bytes() {
+    // Room for any number of messages but only 256 KiB: the byte bound is what must act.
+    let s = stage_with(|c| {
+        c.websocket.send_queue_messages = 100_000;
+        c.websocket.send_queue_bytes = 256 * 1024;
+    })
+    .await;
+    // 16 MB in all: far more than the kernel's socket buffers hold, so without a byte
+    // bound the server would queue most of it for this one client.
+    let (received, sent) = flood_a_client_that_does_not_read(&s, 40).await;
+    assert!(
+        received < sent,
+        "the server queued all {sent} pushes instead of dropping the client"
+    );
 }
 
 #[tokio::test]

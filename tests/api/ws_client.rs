@@ -38,12 +38,24 @@ impl WsClient {
 
     /// Opens the socket, or the HTTP status the upgrade was refused with.
     pub async fn try_open(app: &TestApp) -> Result<WsClient, u16> {
+        Self::try_open_with(app, &[]).await
+    }
+
+    /// [`WsClient::try_open`] with extra request headers (`Origin`, `X-Forwarded-For`).
+    pub async fn try_open_with(app: &TestApp, headers: &[(&str, &str)]) -> Result<WsClient, u16> {
         let url = app.address.replacen("http://", "ws://", 1) + "/graphql/ws";
         let mut request = url.into_client_request().expect("ws request");
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("graphql-transport-ws"),
         );
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
         match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("connect in time")
@@ -126,6 +138,15 @@ impl WsClient {
         self.next_id += 1;
         let id = format!("s{}", self.next_id);
         self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+        id
+    }
+
+    /// Starts operation `name` of a document of several, and returns its id.
+    pub async fn subscribe_named(&mut self, query: &str, name: &str, variables: Value) -> String {
+        self.next_id += 1;
+        let id = format!("s{}", self.next_id);
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "operationName": name, "variables": variables } }))
             .await;
         id
     }
