@@ -2,7 +2,8 @@
 //! for every kind of viewer, each cell asserted through HTTP against one fixture world.
 //!
 //! How to read a row: the document (a mutation is run as `mutation { <doc> { __typename } }`,
-//! a field as `query { <doc> }`), what each cell acts on, then what each kind of viewer gets.
+//! a field as `query { <doc> }` over HTTP, a subscription as `subscription { <doc> }` over
+//! the WebSocket), what each cell acts on, then what each kind of viewer gets.
 //! `@name` in a document stands for a fixture (a quoted ID or string, see `World::value`).
 //!
 //! | cell  | meaning                                                                    |
@@ -35,6 +36,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::*;
+use crate::ws_client::WsClient;
 
 /// One kind of viewer: a column of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -238,6 +240,15 @@ const MUTATIONS: &[Row] = &[
     // Notifications: one's own.
     row(World,       r#"markNotificationsRead(input: {all: true})"#,                                       [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
     row(World,       r#"updateNotificationPreferences(input: {digestHour: 8})"#,                           [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
+];
+
+/// Every subscription that is not public: what each viewer hears, on its own socket.
+#[rustfmt::skip]
+const SUBSCRIPTIONS: &[Row] = &[
+    //                                                                                           anon unv  mem  pnd  inv  frm  act  gor  sor  off  adm  aut
+    row(World,       r#"postAdded(threadId: @thread) { id }"#,                                              [NFD, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
+    row(World,       r#"suggestionUpdated(id: @hiddenSuggestion) { title }"#,                               [YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
+    row(World,       r#"notificationAdded { id }"#,                                                         [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
 ];
 
 /// Every field that is not public: what each viewer reads.
@@ -907,6 +918,35 @@ impl World {
         }
     }
 
+    /// Runs every subscription cell: each viewer subscribes on its own socket, all of a
+    /// row's at once; one line per cell that did not hold.
+    async fn run_subscriptions(&mut self, rows: &[Row]) -> Vec<String> {
+        let mut failures = Vec::new();
+        for row in rows {
+            assert_eq!(row.on, On::World, "subscription rows read the shared world");
+            let mut cells = Vec::new();
+            for who in COLUMNS {
+                let ids = self.ids.clone();
+                let doc = format!("subscription {{ {} }}", self.expand(row.doc, who, &ids));
+                let token = self.sessions.get(&who).map(|s| s.access.clone());
+                cells.push((token, doc));
+            }
+            let app = &self.app;
+            let got = futures::future::join_all(
+                cells
+                    .into_iter()
+                    .map(|(token, doc)| subscribed(app, token, doc)),
+            )
+            .await;
+            for ((column, who), got) in COLUMNS.iter().enumerate().zip(got) {
+                if !got.matches(row.cells[column]) {
+                    failures.push(mismatch(row, *who, column, &got));
+                }
+            }
+        }
+        failures
+    }
+
     /// Runs every cell of `rows`; returns one line per cell that did not hold.
     async fn run(&mut self, rows: &[Row], mutation: bool, serial: &mut u32) -> Vec<String> {
         let mut failures = Vec::new();
@@ -935,12 +975,7 @@ impl World {
                     .await;
                 let got = outcome(&resp, mutation);
                 if !got.matches(row.cells[column]) {
-                    failures.push(format!(
-                        "{:<60} {:<15} expected {:?}, got {got}",
-                        row.doc.chars().take(60).collect::<String>(),
-                        format!("{who:?}"),
-                        row.cells[column],
-                    ));
+                    failures.push(mismatch(row, *who, column, &got));
                 }
             }
             if matches!(row.on, On::EndsSessions | On::ResetToken) {
@@ -951,6 +986,59 @@ impl World {
     }
 }
 
+fn mismatch(row: &Row, who: Who, column: usize, got: &Got) -> String {
+    format!(
+        "{:<60} {:<15} expected {:?}, got {got}",
+        row.doc.chars().take(60).collect::<String>(),
+        format!("{who:?}"),
+        row.cells[column],
+    )
+}
+
+/// The codes a refused socket names in its close reason.
+const CODES: [&str; 4] = [
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "EMAIL_NOT_VERIFIED",
+];
+
+/// What a subscription cell got: the socket refused at `connection_init`, the subscription
+/// answered an error, or it is still listening a second after it was started (a refusal
+/// comes from the check the subscription runs before listening, well within that).
+async fn subscribed(app: &TestApp, token: Option<String>, doc: String) -> Got {
+    let mut ws = match WsClient::try_connect(app, token.as_deref()).await {
+        Ok(ws) => ws,
+        Err(closed) => {
+            let code = CODES
+                .into_iter()
+                .find(|c| closed.reason.contains(c))
+                .unwrap_or("<no code>");
+            return Got::Code(code.to_string(), closed.reason);
+        }
+    };
+    let id = ws.subscribe(&doc, json!({})).await;
+    let answer = ws
+        .try_next_for(&id, std::time::Duration::from_secs(1))
+        .await;
+    ws.close().await;
+    let Some(m) = answer else {
+        return Got::Yes;
+    };
+    let error = if m["type"] == "error" {
+        &m["payload"][0]
+    } else {
+        &m["payload"]["errors"][0]
+    };
+    match error["extensions"]["code"].as_str() {
+        Some(code) => Got::Code(
+            code.to_string(),
+            error["message"].as_str().unwrap_or_default().to_string(),
+        ),
+        None => Got::Yes,
+    }
+}
+
 #[tokio::test]
 async fn every_cell_of_the_policy_holds() {
     let mut world = World::build().await;
@@ -958,6 +1046,7 @@ async fn every_cell_of_the_policy_holds() {
     // Fields first: the mutations' rows add to the world (threads, members of the public
     // group), and the fields are read as the fixture left them.
     let mut failures = world.run(FIELDS, false, &mut serial).await;
+    failures.extend(world.run_subscriptions(SUBSCRIPTIONS).await);
     failures.extend(world.run(MUTATIONS, true, &mut serial).await);
     assert!(
         failures.is_empty(),
