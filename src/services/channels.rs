@@ -102,8 +102,11 @@ impl std::fmt::Debug for Target {
 
 /// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918,
 /// unique-local fc00::/7), link-local, unspecified, shared (100.64/10), documentation,
-/// benchmarking, multicast, broadcast or reserved. IPv4 inside IPv6 (mapped, compatible,
-/// NAT64) is judged as the IPv4 address.
+/// benchmarking, multicast, broadcast or reserved. An IPv4-mapped address is judged as its
+/// IPv4 address (the socket connects to that address itself). Every other way of carrying
+/// IPv4 inside IPv6 (NAT64, 6to4, Teredo, SIIT, IPv4-compatible) is refused outright: the
+/// packets would go through a translator or relay that Convene does not see, which may well
+/// reach an internal IPv4 network.
 pub fn is_global(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_global_v4(v4),
@@ -131,19 +134,28 @@ fn is_global_v4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
+/// Whether `ip` is one of the IPv6 ranges that carry an IPv4 address to a translator or
+/// relay: NAT64 (64:ff9b::/96, and the local-use 64:ff9b:1::/48), 6to4 (2002::/16), Teredo
+/// (2001::/32) and SIIT's IPv4-translated addresses (::ffff:0:0:0/96).
+pub fn is_ipv4_translation(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    // NAT64: the well-known prefix (64:ff9b::/96) and the local-use one (64:ff9b:1::/48).
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2] == 1 || s[2..6].iter().all(|x| *x == 0));
+    nat64
+        || s[0] == 0x2002
+        || (s[0] == 0x2001 && s[1] == 0)
+        || (s[..4].iter().all(|x| *x == 0) && s[4] == 0xffff && s[5] == 0)
+}
+
 fn is_global_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_global_v4(v4);
     }
     let s = ip.segments();
-    // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0) {
-        let [.., hi, lo] = s;
-        return is_global_v4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
-    }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
+        || is_ipv4_translation(ip)
         // IPv4-compatible (deprecated) and the rest of ::/96.
         || s[..6].iter().all(|x| *x == 0)
         // Unique local, fc00::/7.
@@ -157,41 +169,75 @@ fn is_global_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x100 && s[1..4].iter().all(|x| *x == 0)))
 }
 
-/// Checks a webhook URL against `policy`, resolving its host. The error is a message for
-/// the person who set it; it never repeats the URL.
-pub async fn check(policy: Policy, raw: &str) -> Result<Target, String> {
+/// The ports a webhook may use unless private targets are allowed: the web's own. Any other
+/// port would let a webhook knock on whatever service listens there (mail, databases).
+const WEBHOOK_PORTS: [u16; 2] = [80, 443];
+
+/// The one text every refused webhook URL gets, whatever the reason. Telling a malformed
+/// URL from a name that does not resolve, a private address or a closed port would make
+/// `setGroupChannel` a probe of the network Convene runs in; the reason is logged instead.
+pub const REFUSED: &str = "this webhook URL cannot be used: it must be an https URL on the \
+standard port of a host on the public internet";
+
+/// Why a webhook URL was refused: logged (never shown, never with the URL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    TooLong,
+    Malformed,
+    Scheme,
+    NoHost,
+    Port,
+    Unresolved,
+    NotGlobal,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::TooLong => "the URL is too long",
+            Refusal::Malformed => "not a valid URL",
+            Refusal::Scheme => "the scheme is not allowed",
+            Refusal::NoHost => "the URL has no host",
+            Refusal::Port => "the port is not allowed",
+            Refusal::Unresolved => "the host could not be resolved",
+            Refusal::NotGlobal => "an address is not on the public internet",
+        })
+    }
+}
+
+/// Checks a webhook URL against `policy`, resolving its host. The refusal is for the log;
+/// the person who set the URL is told [`REFUSED`] whatever it is.
+pub async fn check(policy: Policy, raw: &str) -> Result<Target, Refusal> {
     let raw = raw.trim();
     if raw.len() > URL_MAX {
-        return Err(format!("a webhook URL is at most {URL_MAX} characters"));
+        return Err(Refusal::TooLong);
     }
-    let url = Url::parse(raw).map_err(|_| "not a valid URL".to_string())?;
+    let url = Url::parse(raw).map_err(|_| Refusal::Malformed)?;
     match url.scheme() {
         "https" => {}
         "http" if !policy.https_only => {}
-        "http" => return Err("the webhook URL must use https".into()),
-        _ => return Err("the webhook URL must be an https URL".into()),
+        _ => return Err(Refusal::Scheme),
     }
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| "the webhook URL has no port".to_string())?;
+    let port = url.port_or_known_default().ok_or(Refusal::Port)?;
+    if !policy.allow_private && !WEBHOOK_PORTS.contains(&port) {
+        return Err(Refusal::Port);
+    }
     let addrs: Vec<SocketAddr> = match url.host() {
-        None => return Err("the webhook URL has no host".into()),
+        None => return Err(Refusal::NoHost),
         Some(Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
         Some(Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
         Some(Host::Domain(_)) if policy.allow_private => Vec::new(),
         Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
             .await
-            .map_err(|_| "the webhook's host could not be resolved".to_string())?
+            .map_err(|_| Refusal::Unresolved)?
             .collect(),
     };
     if !policy.allow_private {
         if addrs.is_empty() {
-            return Err("the webhook's host could not be resolved".into());
+            return Err(Refusal::Unresolved);
         }
         if addrs.iter().any(|a| !is_global(a.ip())) {
-            return Err(
-                "the webhook URL points at a loopback, private or link-local address".into(),
-            );
+            return Err(Refusal::NotGlobal);
         }
     }
     Ok(Target { url, addrs })
@@ -215,7 +261,10 @@ pub async fn set(
         Some(raw) => Some(
             check(Policy::from_settings(&ctx.settings), raw)
                 .await
-                .map_err(|m| AppError::bad_input(FIELD, m))?
+                .map_err(|why| {
+                    tracing::info!(group = %group_id, reason = %why, "webhook URL refused");
+                    AppError::bad_input(FIELD, REFUSED)
+                })?
                 .url,
         ),
         None => None,
@@ -320,12 +369,46 @@ pub async fn linked_groups<C: ConnectionTrait>(
         .await?)
 }
 
-/// `text` safe inside a Slack message: `&`, `<` and `>` escaped, so that user text cannot
-/// make links or mentions of its own.
+/// A character that renders as nothing and joins nothing: put inside a mention or a link
+/// it breaks the pattern a chat server looks for, while the text reads the same.
+const WORD_JOINER: char = '\u{2060}';
+
+/// `text` safe inside a chat message, rendering inert: `&`, `<` and `>` escaped (Slack's
+/// `<!channel>`, `<@U1>` and `<url|x>`), every `@` kept from starting a mention
+/// (Mattermost's and Rocket.Chat's `@channel`, `@here`, `@all`, `@someone`), and Markdown
+/// links (`[x](url)`, `![x](url)`) and bare URLs (`https://…`) kept from linking. User text
+/// must not ping a whole channel or dress a link up as Convene's.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '@' => {
+                out.push('@');
+                out.push(WORD_JOINER);
+            }
+            // `](` ends a Markdown link's text and opens its target.
+            ']' if chars.peek() == Some(&'(') => {
+                out.push(']');
+                out.push(WORD_JOINER);
+            }
+            // `://` makes a bare URL that chat servers link on their own.
+            ':' if text_continues(&chars, "//") => {
+                out.push(WORD_JOINER);
+                out.push(':');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether the characters still to come start with `next`.
+fn text_continues(chars: &std::iter::Peekable<std::str::Chars<'_>>, next: &str) -> bool {
+    chars.clone().take(next.len()).eq(next.chars())
 }
 
 /// A link in Slack's syntax, `<url|title>`, with the title escaped.
@@ -446,7 +529,7 @@ impl Poster {
     pub async fn post(&self, webhook_url: &str, text: &str) -> anyhow::Result<()> {
         let target = check(self.policy, webhook_url)
             .await
-            .map_err(|m| anyhow::anyhow!("webhook refused: {m}"))?;
+            .map_err(|why| anyhow::anyhow!("webhook refused: {why}"))?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -515,8 +598,8 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
-            "64:ff9b::a00:1",
             "2001:db8::1",
+            "::1.1.1.1",
         ] {
             assert!(!is_global(bad.parse().unwrap()), "{bad}");
         }
@@ -525,29 +608,96 @@ mod tests {
             "1.1.1.1",
             "2606:4700::1111",
             "::ffff:1.1.1.1",
+            "2a00:1450:4001::1",
         ] {
             assert!(is_global(good.parse().unwrap()), "{good}");
         }
     }
 
+    #[test]
+    fn ipv4_translations_are_refused_even_of_global_addresses() {
+        for bad in [
+            // NAT64, the well-known prefix and the local-use one.
+            "64:ff9b::101:101",
+            "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::101:101",
+            "64:ff9b:1:ffff::1",
+            // 6to4 of 1.1.1.1 and of 10.0.0.1.
+            "2002:101:101::1",
+            "2002:a00:1::1",
+            // Teredo.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001::1",
+            // SIIT's IPv4-translated addresses.
+            "::ffff:0:101:101",
+            "::ffff:0:a00:1",
+        ] {
+            let ip: Ipv6Addr = bad.parse().unwrap();
+            assert!(is_ipv4_translation(ip), "{bad}");
+            assert!(!is_global(IpAddr::V6(ip)), "{bad}");
+        }
+        // Their neighbours are ordinary global addresses.
+        for good in [
+            "64:ff9b:2::1",
+            "2001:4860::8888",
+            "2003::1",
+            "::ffff:1.1.1.1",
+        ] {
+            let ip: Ipv6Addr = good.parse().unwrap();
+            assert!(!is_ipv4_translation(ip), "{good}");
+            assert!(is_global(IpAddr::V6(ip)), "{good}");
+        }
+    }
+
     #[tokio::test]
-    async fn urls_are_checked_without_repeating_them() {
-        let e = check(strict(), "not a url/s3cret").await.unwrap_err();
-        assert!(!e.contains("s3cret"), "{e}");
-        assert!(check(strict(), "http://93.184.216.34/hooks/s3cret")
-            .await
-            .unwrap_err()
-            .contains("https"));
-        assert!(check(strict(), "ftp://93.184.216.34/x").await.is_err());
-        let e = check(strict(), "https://127.0.0.1:9/hooks/s3cret")
-            .await
-            .unwrap_err();
-        assert!(e.contains("private"), "{e}");
-        assert!(!e.contains("s3cret"), "{e}");
+    async fn urls_are_checked_and_refusals_say_why_only_to_the_log() {
+        let refused = |r: Result<Target, Refusal>| r.map(|_| ()).unwrap_err();
+        assert_eq!(
+            refused(check(strict(), "not a url/s3cret").await),
+            Refusal::Malformed
+        );
+        assert_eq!(
+            refused(check(strict(), "http://93.184.216.34/hooks/s3cret").await),
+            Refusal::Scheme
+        );
+        assert_eq!(
+            refused(check(strict(), "ftp://93.184.216.34/x").await),
+            Refusal::Scheme
+        );
+        assert_eq!(
+            refused(check(strict(), "https://127.0.0.1/hooks/s3cret").await),
+            Refusal::NotGlobal
+        );
+        assert_eq!(
+            refused(check(strict(), "https://[64:ff9b::101:101]/x").await),
+            Refusal::NotGlobal
+        );
+        assert_eq!(
+            refused(check(strict(), "https://93.184.216.34:8443/hooks/x").await),
+            Refusal::Port
+        );
+        assert_eq!(
+            refused(check(strict(), "https://93.184.216.34:25/hooks/x").await),
+            Refusal::Port
+        );
         assert!(check(strict(), "https://[::1]/x").await.is_err());
         assert!(check(strict(), "https://93.184.216.34/hooks/x")
             .await
             .is_ok());
+        assert!(check(strict(), "https://93.184.216.34:443/hooks/x")
+            .await
+            .is_ok());
+        let dev = Policy {
+            https_only: false,
+            allow_private: false,
+        };
+        assert!(check(dev, "http://93.184.216.34:80/hooks/x").await.is_ok());
+        assert_eq!(
+            refused(check(dev, "http://93.184.216.34:8080/hooks/x").await),
+            Refusal::Port
+        );
+        // Private targets allowed: any port, any address.
         let lax = Policy {
             https_only: false,
             allow_private: true,
@@ -555,6 +705,8 @@ mod tests {
         assert!(check(lax, "http://127.0.0.1:9/").await.is_ok());
         let t = check(lax, "http://localhost:9/hooks/s3cret").await.unwrap();
         assert!(!format!("{t:?}").contains("s3cret"));
+        // The refusals' texts never carry the URL either.
+        assert!(!REFUSED.contains("s3cret"));
     }
 
     #[test]
@@ -562,6 +714,40 @@ mod tests {
         assert_eq!(
             link("https://c.example/threads/1", "a <b> & c|d"),
             "<https://c.example/threads/1|a &lt;b&gt; &amp; c¦d>"
+        );
+    }
+
+    #[test]
+    fn mentions_and_links_in_user_text_render_inert() {
+        let j = WORD_JOINER;
+        assert_eq!(escape("hi @channel"), format!("hi @{j}channel"));
+        assert_eq!(escape("@here and @all"), format!("@{j}here and @{j}all"));
+        assert_eq!(
+            escape("<!channel> <!here>"),
+            "&lt;!channel&gt; &lt;!here&gt;"
+        );
+        assert_eq!(escape("<@U123>"), format!("&lt;@{j}U123&gt;"));
+        assert_eq!(
+            escape("[click](https://evil.example)"),
+            format!("[click]{j}(https{j}://evil.example)")
+        );
+        assert_eq!(
+            escape("![img](http://x.example/a.png)"),
+            format!("![img]{j}(http{j}://x.example/a.png)")
+        );
+        assert_eq!(
+            escape("see https://x.example"),
+            format!("see https{j}://x.example")
+        );
+        // Text without any of them is left as it is.
+        assert_eq!(
+            escape("Budget [draft]: 3 items (a: b)"),
+            "Budget [draft]: 3 items (a: b)"
+        );
+        // A link's title is escaped the same way; its own target is not.
+        assert_eq!(
+            link("https://c.example/t/1", "ping @here"),
+            format!("<https://c.example/t/1|ping @{j}here>")
         );
     }
 }

@@ -383,23 +383,35 @@ async fn only_organisers_see_and_set_the_channel() {
 }
 
 #[tokio::test]
-async fn webhook_urls_are_checked() {
+async fn webhook_urls_are_refused_with_one_generic_message() {
     let h = Harness::with(|s| s.channels.allow_private_targets = false).await;
     let org = h.with_role("org@example.org", "Ola", Role::Organiser).await;
     let group = h.group(&org, "checks", "PUBLIC", &[]).await;
-    for (url, says) in [
-        ("not a url", "not a valid URL"),
-        ("hooks.example.org/x", "not a valid URL"),
-        ("ftp://93.184.216.34/x", "https"),
-        ("http://127.0.0.1:9/", "private"),
-        ("http://10.0.0.1/", "private"),
-        ("http://192.168.1.20/hooks/x", "private"),
-        ("http://169.254.169.254/latest", "private"),
-        ("http://[::1]:9/", "private"),
-        ("http://[fd00::1]/", "private"),
-        ("http://[fe80::1]/", "private"),
-        ("http://0.0.0.0/", "private"),
-        ("http://localhost:9/hooks/x", "private"),
+    for url in [
+        "not a url",
+        "hooks.example.org/x",
+        "ftp://93.184.216.34/x",
+        "http://127.0.0.1:9/",
+        "http://127.0.0.1/",
+        "http://10.0.0.1/",
+        "http://192.168.1.20/hooks/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]:9/",
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+        "http://0.0.0.0/",
+        "http://localhost:9/hooks/x",
+        "http://localhost/hooks/x",
+        // IPv4 carried inside IPv6, even of a global IPv4 address.
+        "https://[64:ff9b::5db8:d822]/hooks/x",
+        "https://[64:ff9b:1::5db8:d822]/hooks/x",
+        "https://[2002:5db8:d822::1]/hooks/x",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hooks/x",
+        "https://[::ffff:0:5db8:d822]/hooks/x",
+        // A global address on a port other than the web's.
+        "https://93.184.216.34:8443/hooks/x",
+        "http://93.184.216.34:25/",
+        "https://[2606:4700::1111]:6379/",
     ] {
         let r = h
             .app
@@ -411,20 +423,31 @@ async fn webhook_urls_are_checked() {
             .await;
         assert_eq!(error_code(&r), "BAD_USER_INPUT", "{url}: {r}");
         assert_eq!(error_field(&r), "webhookUrl", "{url}: {r}");
-        let message = r["errors"][0]["message"].as_str().unwrap();
-        assert!(message.contains(says), "{url}: {message}");
+        assert_eq!(
+            r["errors"][0]["message"].as_str().unwrap(),
+            convene::services::channels::REFUSED,
+            "{url}"
+        );
     }
-    // A global address is accepted outside production over http.
-    let c = h
-        .connect(&org, &group, Some("http://93.184.216.34/hooks/x"))
-        .await;
-    assert_eq!(c["webhookHost"], "93.184.216.34");
+    assert_eq!(
+        count(&h.app.db, "SELECT COUNT(*) FROM group_channels").await,
+        0
+    );
+    // A global address on port 80 or 443 is accepted outside production over http.
+    for url in [
+        "http://93.184.216.34/hooks/x",
+        "http://93.184.216.34:80/hooks/x",
+        "https://93.184.216.34:443/hooks/x",
+    ] {
+        let c = h.connect(&org, &group, Some(url)).await;
+        assert_eq!(c["webhookHost"], "93.184.216.34", "{url}");
+    }
     assert_eq!(
         count(&h.app.db, "SELECT COUNT(*) FROM group_channels").await,
         1
     );
 
-    // In production, http is refused.
+    // In production, http is refused, with the same message.
     let p = Harness::with(|s| s.environment = "production".into()).await;
     let org = p.with_role("org@example.org", "Ola", Role::Organiser).await;
     let group = p.group(&org, "prod", "PUBLIC", &[]).await;
@@ -437,14 +460,46 @@ async fn webhook_urls_are_checked() {
         )
         .await;
     assert_eq!(error_field(&r), "webhookUrl", "{r}");
-    assert!(r["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("https"));
+    assert_eq!(
+        r["errors"][0]["message"].as_str().unwrap(),
+        convene::services::channels::REFUSED
+    );
+    // Private targets allowed: any address and port (a local receiver, as in these tests).
     let c = p
         .connect(&org, &group, Some("https://127.0.0.1:9/hooks/x"))
         .await;
     assert_eq!(c["connected"], true);
+}
+
+#[tokio::test]
+async fn mentions_and_links_in_titles_reach_the_channel_inert() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let org = h.with_role("org@example.org", "Ola", Role::Organiser).await;
+    let group = h.group(&org, "pings", "PUBLIC", &[]).await;
+    h.connect(&org, &group, Some(&rx.url("pings"))).await;
+    h.start_thread(
+        &org,
+        &group,
+        "Hey @channel <!here> see [this](https://evil.example)",
+    )
+    .await;
+    h.deliver().await;
+    let texts = rx.texts("pings");
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    let t = &texts[0];
+    for live in ["@channel", "<!here>", "](", "https://evil"] {
+        assert!(!t.contains(live), "{live} in {t}");
+    }
+    assert!(t.contains("&lt;!here&gt;"), "{t}");
+    // The link Convene makes itself still works.
+    assert!(
+        t.contains(&format!(
+            "<{}/threads/",
+            h.app.settings.public.base_url.trim_end_matches('/')
+        )),
+        "{t}"
+    );
 }
 
 #[tokio::test]
