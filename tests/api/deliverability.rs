@@ -1,6 +1,8 @@
 //! Undeliverable addresses: permanent SMTP failures (550 from the test SMTP server) counted
 //! per account until the address is marked and gets security mail only; transient ones
-//! (451) never count; verifying the address again clears the mark.
+//! (451) never count; verifying the address again clears the mark. Only a 5xx to `RCPT TO`
+//! refuses the address: a 5xx to the greeting, AUTH, `MAIL FROM` or `DATA`, or a relay or
+//! quota refusal, is the transport's failure, retried with backoff and never counted.
 //!
 //! The background worker is off: each test drives the outbox worker itself, against the
 //! real SMTP transport, so every attempt is known.
@@ -14,7 +16,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::smtp_server::{Rcpt, SmtpServer, ANY_ADDRESS};
+use crate::smtp_server::{Rcpt, SmtpServer, Stage, ANY_ADDRESS};
 
 const ANN: &str = "ann.lee@example.org";
 const BOB: &str = "bob.ray@example.org";
@@ -39,8 +41,16 @@ fn use_smtp(s: &mut Settings, smtp: &SmtpServer) {
 
 impl Smtp {
     async fn new() -> Smtp {
+        Smtp::with(|_| {}).await
+    }
+
+    async fn with(configure: impl FnOnce(&mut Settings)) -> Smtp {
         let smtp = SmtpServer::start().await;
-        let app = spawn_app_with(|s| use_smtp(s, &smtp)).await;
+        let app = spawn_app_with(|s| {
+            use_smtp(s, &smtp);
+            configure(s);
+        })
+        .await;
         let (mailer, _) =
             Mailer::from_settings(&app.settings.mail, &app.settings.public.base_url).unwrap();
         let worker = OutboxWorker::new(app.db.clone(), mailer, app.settings.jobs.clone())
@@ -256,4 +266,124 @@ async fn transient_451s_are_retried_and_never_mark_the_address() {
     t.smtp.answer_rcpt(ANY_ADDRESS, Rcpt::Accept);
     t.deliver().await;
     assert_eq!(t.received(ANN, "meetup_rsvp").len(), 4);
+}
+
+/// Where the test server answers a refusal.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Stage(Stage),
+    Rcpt,
+}
+
+#[tokio::test]
+async fn refusals_of_the_transport_are_retried_and_never_count_against_the_address() {
+    let t = Smtp::with(|s| {
+        s.mail.smtp.username = "convene".into();
+        s.mail.smtp.password = secrecy::SecretString::from("smtp-password");
+    })
+    .await;
+    let ann = t.user(ANN, "Ann Lee").await;
+    // More refusals than `undeliverable_after` (3), every one a 5xx.
+    let cases: [(At, &'static str, &str); 8] = [
+        (
+            At::Stage(Stage::Greeting),
+            "554 5.3.2 no service here",
+            "the connection",
+        ),
+        (
+            At::Stage(Stage::Auth),
+            "535 5.7.8 authentication credentials invalid",
+            "AUTH",
+        ),
+        (
+            At::Stage(Stage::MailFrom),
+            "550 5.7.1 sender rejected",
+            "MAIL FROM",
+        ),
+        (
+            At::Stage(Stage::MailFrom),
+            "552 5.3.4 quota exceeded",
+            "MAIL FROM",
+        ),
+        (At::Rcpt, "550 5.7.1 relaying denied", "RCPT TO"),
+        (At::Rcpt, "552 5.2.2 over quota", "RCPT TO"),
+        (At::Rcpt, "554 5.7.1 relay access denied", "RCPT TO"),
+        (At::Stage(Stage::Data), "554 5.6.0 message refused", "DATA"),
+    ];
+    for (i, (at, reply, stage)) in cases.into_iter().enumerate() {
+        match at {
+            At::Stage(s) => t.smtp.answer_at(s, Some(reply)),
+            At::Rcpt => t.smtp.answer_rcpt(ANY_ADDRESS, Rcpt::Reply(reply)),
+        }
+        let key = format!("transport:{i}");
+        t.queue_ordinary(&key, ANN).await;
+        t.deliver().await;
+        let row = t.row(&key).await;
+        // Retried later, with backoff: not dead, not due yet.
+        assert_eq!(row.status, Status::Pending, "{reply}: {row:?}");
+        assert_eq!(row.attempts, 1, "{reply}: {row:?}");
+        assert!(row.next_attempt_at > row.created_at, "{reply}: {row:?}");
+        let error = row.last_error.as_deref().unwrap_or("");
+        assert!(error.contains(&reply[..3]), "{reply}: {error}");
+        assert!(error.contains(stage), "{reply}: {error}");
+        assert!(
+            !error.contains("permanent SMTP failure"),
+            "{reply}: {error}"
+        );
+        // Nothing is held against Ann's address.
+        assert_eq!(
+            count(&t.app.db, "SELECT COUNT(*) FROM email_deliverability").await,
+            0,
+            "{reply}"
+        );
+        match at {
+            At::Stage(s) => t.smtp.answer_at(s, None),
+            At::Rcpt => t.smtp.answer_rcpt(ANY_ADDRESS, Rcpt::Accept),
+        }
+    }
+    assert_eq!(t.smtp.refused_at().len(), 5);
+    assert_eq!(t.smtp.refused_rcpt().len(), 3);
+    assert_eq!(t.deliverable(Some(&ann), &ann).await, json!(true));
+
+    // The server takes mail again: every retried message goes through.
+    exec(
+        &t.app.db,
+        "UPDATE outbox SET next_attempt_at = created_at WHERE status = 'PENDING'",
+    )
+    .await;
+    t.deliver().await;
+    assert_eq!(t.received(ANN, "meetup_rsvp").len(), 8);
+    assert_eq!(t.deliverable(Some(&ann), &ann).await, json!(true));
+}
+
+#[tokio::test]
+async fn a_5xx_to_rcpt_to_refuses_that_address_for_good() {
+    let t = Smtp::new().await;
+    let ann = t.user(ANN, "Ann Lee").await;
+    let bob = t.user(BOB, "Bob Ray").await;
+    for (i, reply) in [
+        "550 5.1.1 <ann.lee@example.org>: recipient address rejected",
+        "553 5.1.3 bad destination mailbox address syntax",
+        "550 no such user here",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t.smtp.answer_rcpt(ANN, Rcpt::Reply(reply));
+        let key = format!("refused:{i}");
+        t.queue_ordinary(&key, ANN).await;
+        // Bob's mail, through the same server, is not affected.
+        t.queue_ordinary(&format!("bob:{i}"), BOB).await;
+        t.deliver().await;
+        let row = t.row(&key).await;
+        assert_eq!(row.status, Status::Dead, "{reply}: {row:?}");
+        assert_eq!(row.attempts, 1, "{reply}: {row:?}");
+        let error = row.last_error.as_deref().unwrap_or("");
+        assert!(error.contains("permanent SMTP failure"), "{reply}: {error}");
+        assert!(error.contains(&reply[..3]), "{reply}: {error}");
+        assert_eq!(t.row(&format!("bob:{i}")).await.status, Status::Sent);
+    }
+    // Three refusals of the address: marked undeliverable, Bob's address is not.
+    assert_eq!(t.deliverable(Some(&ann), &ann).await, json!(false));
+    assert_eq!(t.deliverable(Some(&bob), &bob).await, json!(true));
 }

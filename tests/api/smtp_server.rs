@@ -1,7 +1,8 @@
-//! A tiny plain-text SMTP server for tests: enough of RFC 5321 for lettre's
-//! `AsyncSmtpTransport` without TLS. It records every accepted message and can be switched to
-//! answer `451` (a transient failure) to `MAIL FROM`, and told to answer `RCPT TO` for chosen
-//! addresses (or all) with `550` (a permanent failure) or `451`.
+//! A tiny plain-text SMTP server for tests: enough of RFC 5321 for lettre's SMTP client
+//! without TLS. It records every accepted message and can be switched to answer `451` (a
+//! transient failure) to `MAIL FROM`, told to answer `RCPT TO` for chosen addresses (or all)
+//! with `550` (a permanent failure), `451` or any other line, and told to answer any line at
+//! any stage of the conversation (the greeting, `AUTH`, `MAIL FROM`, after `DATA`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -179,6 +180,19 @@ pub enum Rcpt {
     Permanent,
     /// `451 4.2.1`: try again later.
     Transient,
+    /// This reply line, such as `550 5.7.1 relaying denied`.
+    Reply(&'static str),
+}
+
+/// A step of the conversation whose answer can be chosen with [`SmtpServer::answer_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The server's first line: a refusal ends the session.
+    Greeting,
+    Auth,
+    MailFrom,
+    /// The answer to the message's final dot.
+    Data,
 }
 
 /// Stands for every address in [`SmtpServer::answer_rcpt`].
@@ -194,6 +208,10 @@ struct State {
     rcpt: Mutex<HashMap<String, Rcpt>>,
     /// `RCPT TO` commands refused, with their addresses and the code answered.
     refused_rcpt: Mutex<Vec<(String, u16)>>,
+    /// Chosen answers by stage (a whole reply line); the usual one otherwise.
+    stage_answers: Mutex<HashMap<Stage, &'static str>>,
+    /// Refusals answered from `stage_answers`, in order.
+    refused_at: Mutex<Vec<(Stage, u16)>>,
 }
 
 impl State {
@@ -205,6 +223,26 @@ impl State {
             .copied()
             .unwrap_or(Rcpt::Accept)
     }
+
+    /// The chosen answer at `stage`, recorded as a refusal, if one was chosen.
+    fn answer_at(&self, stage: Stage) -> Option<&'static str> {
+        let answer = self
+            .stage_answers
+            .lock()
+            .expect("SMTP answers")
+            .get(&stage)
+            .copied()?;
+        self.refused_at
+            .lock()
+            .expect("SMTP store")
+            .push((stage, reply_code(answer)));
+        Some(answer)
+    }
+}
+
+/// The code at the start of a reply line.
+fn reply_code(line: &str) -> u16 {
+    line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
 pub struct SmtpServer {
@@ -272,6 +310,21 @@ impl SmtpServer {
             .insert(address.to_lowercase(), answer);
     }
 
+    /// Answers `reply` (a whole line, such as `535 5.7.8 authentication failed`) at `stage`
+    /// from the next session or command on; `None` goes back to the usual answer.
+    pub fn answer_at(&self, stage: Stage, reply: Option<&'static str>) {
+        let mut answers = self.state.stage_answers.lock().expect("SMTP answers");
+        match reply {
+            Some(r) => answers.insert(stage, r),
+            None => answers.remove(&stage),
+        };
+    }
+
+    /// The refusals answered at a chosen stage so far, with their codes.
+    pub fn refused_at(&self) -> Vec<(Stage, u16)> {
+        self.state.refused_at.lock().expect("SMTP store").clone()
+    }
+
     /// The `RCPT TO` commands refused so far: the address and the code answered.
     pub fn refused_rcpt(&self) -> Vec<(String, u16)> {
         self.state.refused_rcpt.lock().expect("SMTP store").clone()
@@ -306,6 +359,10 @@ fn path_argument(rest: &str) -> String {
 async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    if let Some(refusal) = state.answer_at(Stage::Greeting) {
+        write.write_all(format!("{refusal}\r\n").as_bytes()).await?;
+        return Ok(());
+    }
     write
         .write_all(b"220 localhost test SMTP ready\r\n")
         .await?;
@@ -323,15 +380,36 @@ async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        let chosen;
         let reply: &[u8] = match verb.as_str() {
             "EHLO" | "HELO" => {
                 mail_from = None;
                 recipients.clear();
-                b"250 localhost\r\n"
+                b"250-localhost\r\n250 AUTH PLAIN LOGIN\r\n"
             }
+            "AUTH" => match state.answer_at(Stage::Auth) {
+                Some(refusal) => {
+                    chosen = format!("{refusal}\r\n");
+                    chosen.as_bytes()
+                }
+                None => b"235 2.7.0 authenticated\r\n",
+            },
             "MAIL" if state.failing.load(Ordering::SeqCst) => {
                 state.refused.fetch_add(1, Ordering::SeqCst);
                 b"451 4.3.0 try again later\r\n"
+            }
+            "MAIL"
+                if state
+                    .stage_answers
+                    .lock()
+                    .expect("SMTP answers")
+                    .contains_key(&Stage::MailFrom) =>
+            {
+                chosen = format!(
+                    "{}\r\n",
+                    state.answer_at(Stage::MailFrom).unwrap_or("250 OK")
+                );
+                chosen.as_bytes()
             }
             "MAIL" => {
                 let rest = command.get(5..).unwrap_or("");
@@ -349,6 +427,10 @@ async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
                     Rcpt::Accept => (250, b"250 2.1.5 OK\r\n"),
                     Rcpt::Permanent => (550, b"550 5.1.1 mailbox unavailable\r\n"),
                     Rcpt::Transient => (451, b"451 4.2.1 mailbox busy, try again later\r\n"),
+                    Rcpt::Reply(line) => {
+                        chosen = format!("{line}\r\n");
+                        (reply_code(line), chosen.as_bytes())
+                    }
                 };
                 if code == 250 {
                     recipients.push(address);
@@ -380,6 +462,13 @@ async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
                     data.push_str(content.strip_prefix('.').unwrap_or(content));
                     data.push_str("\r\n");
                 }
+                if let Some(refusal) = state.answer_at(Stage::Data) {
+                    mail_from = None;
+                    recipients.clear();
+                    chosen = format!("{refusal}\r\n");
+                    write.write_all(chosen.as_bytes()).await?;
+                    continue;
+                }
                 state
                     .received
                     .lock()
@@ -395,6 +484,21 @@ async fn session(stream: TcpStream, state: Arc<State>) -> std::io::Result<()> {
                 mail_from = None;
                 recipients.clear();
                 b"250 2.0.0 OK\r\n"
+            }
+            // A refusal chosen for new sessions closes the idle ones, so that the client
+            // connects again and meets it.
+            "NOOP"
+                if state
+                    .stage_answers
+                    .lock()
+                    .expect("SMTP answers")
+                    .keys()
+                    .any(|s| matches!(s, Stage::Greeting | Stage::Auth)) =>
+            {
+                write
+                    .write_all(b"421 4.4.2 closing idle connection\r\n")
+                    .await?;
+                return Ok(());
             }
             "NOOP" => b"250 2.0.0 OK\r\n",
             "QUIT" => {
