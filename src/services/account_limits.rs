@@ -1,4 +1,5 @@
-//! Per-account limits on writing posts, threads and suggestions, per minute and per hour,
+//! Per-account limits on writing posts, threads, suggestions and reports, per minute and
+//! per hour,
 //! kept in the database so that every instance counts against the same budget; tighter for
 //! accounts younger than a day. Beyond them: `RATE_LIMITED` with `retryAfterSeconds`.
 //!
@@ -24,6 +25,8 @@ pub enum Action {
     Post,
     Thread,
     Suggestion,
+    /// Filing a report: each one reaches the moderators.
+    Report,
 }
 
 impl Action {
@@ -32,6 +35,7 @@ impl Action {
             Action::Post => "write-post",
             Action::Thread => "write-thread",
             Action::Suggestion => "write-suggestion",
+            Action::Report => "write-report",
         }
     }
 
@@ -41,6 +45,8 @@ impl Action {
             Action::Post => (s.posts_per_minute, s.posts_per_hour),
             Action::Thread => (s.threads_per_minute, s.threads_per_hour),
             Action::Suggestion => (s.suggestions_per_minute, s.suggestions_per_hour),
+            // Reports have an hourly budget only: the minute's is the hour's.
+            Action::Report => (s.reports_per_hour, s.reports_per_hour),
         }
     }
 }

@@ -3,7 +3,13 @@
 //! the append-only moderation log (`moderation_log`) in the same transaction.
 //!
 //! Who moderates: ADMIN accounts anywhere, and a working group's ACTIVE organisers for the
-//! content inside their group (its threads and their posts).
+//! content inside their group (its threads and their posts). Nobody moderates their own
+//! content or decides reports about it, and a hide by a site moderator (an OFFICIAL or
+//! ADMIN account, even acting as a group's organiser) is undone only at site level, by an
+//! ADMIN: a group's organisers cannot overrule it.
+//!
+//! Reporting needs a verified address and has an hourly budget (`limits.reports_per_hour`):
+//! every report reaches the moderators.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -14,6 +20,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use super::account_limits::{self, Action as Budget};
 use super::moderation_log::{self, Entry};
 use super::page::{Cursor, Page, PageRequest};
 use super::{groups, outbox, Ctx};
@@ -22,6 +29,7 @@ use crate::db::{begin_write, now};
 use crate::entities::membership::{self, Role as MemberRole, Status as MemberStatus};
 use crate::entities::moderation_action::{self, Action as LogAction};
 use crate::entities::report::{self, Reason, Resolution, Status, SubjectType};
+use crate::entities::user::{self, Role};
 use crate::entities::{commitment_update, post, suggestion, thread};
 use crate::error::{AppError, AppResult};
 
@@ -190,6 +198,42 @@ async fn require_moderator<C: ConnectionTrait>(
     }
 }
 
+/// `FORBIDDEN` when `actor` wrote `subject`: nobody judges their own content, not even an
+/// administrator.
+fn require_not_author(actor: &Actor, subject: &Subject) -> AppResult<()> {
+    if subject.author_id == actor.id {
+        return Err(AppError::Forbidden(
+            "nobody moderates their own content or decides reports about it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the hide in force on `subject` (its latest HIDE in the log) was made by a site
+/// moderator: an account whose site role is OFFICIAL or ADMIN, whatever else it is.
+async fn hidden_at_site_level<C: ConnectionTrait>(conn: &C, subject: &Subject) -> AppResult<bool> {
+    let Some(hider) = moderation_action::Entity::find()
+        .select_only()
+        .column(moderation_action::Column::ActorId)
+        .filter(moderation_action::Column::SubjectType.eq(subject.kind))
+        .filter(moderation_action::Column::SubjectId.eq(subject.id))
+        .filter(moderation_action::Column::Action.eq(LogAction::Hide))
+        .order_by_desc(moderation_action::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(conn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let role: Option<Role> = user::Entity::find_by_id(hider)
+        .select_only()
+        .column(user::Column::Role)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(matches!(role, Some(Role::Official | Role::Admin)))
+}
+
 fn text(name: &str, raw: Option<&str>, max: usize) -> AppResult<Option<String>> {
     let Some(t) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
@@ -218,6 +262,7 @@ pub async fn file_report(
     actor: &Actor,
     input: NewReport<'_>,
 ) -> AppResult<report::Model> {
+    actor.require_verified()?;
     let details = text("details", input.details, DETAILS_MAX)?.unwrap_or_default();
     let tx = begin_write(&ctx.db).await?;
     let subject = load_subject(&tx, input.subject).await?;
@@ -232,6 +277,8 @@ pub async fn file_report(
             "you cannot report your own content".into(),
         ));
     }
+    // Counted in this transaction: a refused or duplicate report gives its count back.
+    account_limits::check(ctx, &tx, actor, Budget::Report).await?;
     let created = report::ActiveModel {
         id: Set(Uuid::now_v7()),
         reporter_id: Set(actor.id),
@@ -461,6 +508,7 @@ pub async fn resolve_report(
         },
     )
     .await?;
+    require_not_author(actor, &subject)?;
     match resolution {
         Resolution::Hide => {
             change_visibility(&tx, actor, &subject, true, note.as_deref()).await?;
@@ -516,6 +564,13 @@ pub async fn set_visibility(
     let tx = begin_write(&ctx.db).await?;
     let subject = load_subject(&tx, target).await?;
     require_moderator(&tx, actor, subject.working_group_id).await?;
+    require_not_author(actor, &subject)?;
+    if subject.hidden && !hidden && !actor.is_admin() && hidden_at_site_level(&tx, &subject).await?
+    {
+        return Err(AppError::Forbidden(
+            "a site moderator hid this; only a site administrator can unhide it".into(),
+        ));
+    }
     change_visibility(&tx, actor, &subject, hidden, note.as_deref()).await?;
     if hidden {
         resolve_open_reports(&tx, actor, &subject, Resolution::Hide, note.as_deref()).await?;

@@ -434,6 +434,7 @@ mod tests {
             threads_per_hour: 20,
             suggestions_per_minute: 3,
             suggestions_per_hour: 20,
+            reports_per_hour: 20,
             new_account_factor: 0.25,
             new_account_secs: 86_400,
         };

@@ -230,12 +230,13 @@ const MUTATIONS: &[Row] = &[
     row(World,       r#"unfollowThread(id: @thread)"#,                                                     [UNA, ENV, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, YES]),
 
     // Moderation: a group's organisers moderate its content, site moderators everything.
-    row(Post,        r#"reportContent(input: {postId: @post, reason: SPAM})"#,                             [UNA, NFD, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, FBD]),
+    row(Post,        r#"reportContent(input: {postId: @post, reason: SPAM})"#,                             [UNA, ENV, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, FBD]),
     row(Report,      r#"resolveReport(input: {reportId: @report, action: DISMISS})"#,                      [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(Post,        r#"hideContent(input: {postId: @post, note: "Off topic"})"#,                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(PublicPost,  r#"hideContent(input: {postId: @post, note: "Off topic"})"#,                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
     row(HiddenByGroup, r#"unhideContent(input: {postId: @post})"#,                                         [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
-    row(HiddenBySite, r#"unhideContent(input: {postId: @post})"#,                                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
+    // A site moderator's hide is undone at site level only: not by the group's organiser.
+    row(HiddenBySite, r#"unhideContent(input: {postId: @post})"#,                                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
 
     // Notifications: one's own.
     row(World,       r#"markNotificationsRead(input: {all: true})"#,                                       [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),

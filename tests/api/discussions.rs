@@ -1466,3 +1466,60 @@ async fn concurrent_replies_keep_the_post_count_and_the_order_exact() {
     );
     assert!(depths[13..].iter().all(|d| *d == 1));
 }
+
+async fn edit(app: &TestApp, who: &Session, post: &str, body: &str) -> Value {
+    app.gql(
+        Some(&who.access),
+        EDIT,
+        json!({"i": {"id": post, "body": body}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn authors_cannot_edit_in_a_locked_thread() {
+    let f = forum().await;
+    let app = &f.app;
+    let g = group(app, &f.org, "locked-edits", "PUBLIC").await;
+    join(app, &f.ann, &g).await;
+    let (gt, anns) = thread_on(app, &f.ann, json!({"workingGroupId": g}), "Soon locked").await;
+    let anns_reply = reply_id(app, &f.ann, &gt, None, "A reply to delete").await;
+    let orgs = reply_id(app, &f.org, &gt, None, "The organiser's note").await;
+    let r = app
+        .gql(
+            Some(&f.org.access),
+            "mutation($id: ID!, $r: String) { lockThread(id: $id, reason: $r) { thread { locked } } }",
+            json!({"id": gt, "r": "Decided at the meet-up"}),
+        )
+        .await;
+    assert_eq!(r["data"]["lockThread"]["thread"]["locked"], true, "{r}");
+    // The author may not edit in it, and is told why.
+    let r = edit(app, &f.ann, &anns, "Rewriting history").await;
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Decided at the meet-up"),
+        "{r}"
+    );
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM post_revisions").await,
+        0
+    );
+    // Deleting one's own post is still allowed.
+    let r = app
+        .gql(Some(&f.ann.access), DELETE, json!({"id": anns_reply}))
+        .await;
+    assert_eq!(r["data"]["deletePost"]["post"]["deleted"], true, "{r}");
+    // Its moderators still edit their own posts.
+    assert!(edit(app, &f.org, &orgs, "The organiser's corrected note").await["errors"].is_null());
+    // Unlocked, the author edits again.
+    app.gql(
+        Some(&f.org.access),
+        "mutation($id: ID!) { unlockThread(id: $id) { thread { locked } } }",
+        json!({"id": gt}),
+    )
+    .await;
+    assert!(edit(app, &f.ann, &anns, "A fair correction").await["errors"].is_null());
+}

@@ -926,3 +926,241 @@ async fn a_private_groups_content_cannot_be_reported_by_those_who_cannot_see_it(
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn nobody_moderates_their_own_content_or_decides_reports_about_it() {
+    let w = world().await;
+    let app = &w.app;
+    // The organiser's own post in their own group, reported by Ann.
+    let (_, post_id) = group_thread_with_post(app, &w.group, &w.org.user_id).await;
+    let on_org =
+        report_id(&report(app, &w.ann, json!({"postId": post_id, "reason": "SPAM"})).await);
+    for action in ["HIDE", "DISMISS"] {
+        let r = resolve(app, &w.org, &on_org, action, "it is mine").await;
+        assert_eq!(error_code(&r), "FORBIDDEN", "{action}: {r}");
+    }
+    let r = app
+        .gql(Some(&w.org.access), HIDE, json!({"i": {"postId": post_id}}))
+        .await;
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    // Not even an administrator, on their own suggestion.
+    let own = create_suggestion(app, &w.admin, &w.commitment, "An administrator's own idea").await;
+    let on_admin = report_id(
+        &report(
+            app,
+            &w.bob,
+            json!({"suggestionId": own, "reason": "OFF_TOPIC"}),
+        )
+        .await,
+    );
+    let r = resolve(app, &w.admin, &on_admin, "DISMISS", "it is fine").await;
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    let r = app
+        .gql(
+            Some(&w.admin.access),
+            HIDE,
+            json!({"i": {"suggestionId": own}}),
+        )
+        .await;
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    // Nothing was hidden, decided or logged by the refused attempts.
+    assert!(
+        !post::Entity::find_by_id(uuid(&post_id))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .hidden
+    );
+    assert!(
+        !suggestion::Entity::find_by_id(uuid(&own))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .hidden
+    );
+    assert!(log_actions(app, &w.admin).await.is_empty());
+    // Another moderator decides each.
+    let r = resolve(app, &w.admin, &on_org, "HIDE", "spam").await;
+    assert_eq!(
+        r["data"]["resolveReport"]["report"]["status"], "RESOLVED",
+        "{r}"
+    );
+    let abe = user_with_role(app, "abe@example.org", "Abe", Role::Admin).await;
+    let r = resolve(app, &abe, &on_admin, "DISMISS", "on topic").await;
+    assert_eq!(
+        r["data"]["resolveReport"]["report"]["status"], "RESOLVED",
+        "{r}"
+    );
+}
+
+/// Makes `who` an active organiser of `group`, as if they had been promoted.
+async fn make_organiser(app: &TestApp, group: &str, who: &Session) {
+    let at = chrono::Utc::now();
+    convene::entities::membership::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        working_group_id: Set(uuid(group)),
+        user_id: Set(uuid(&who.user_id)),
+        role: Set(convene::entities::membership::Role::Organiser),
+        status: Set(convene::entities::membership::Status::Active),
+        invited_by: Set(None),
+        calendar_key_version: Set(1),
+        joined_at: Set(Some(at)),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(&app.db)
+    .await
+    .expect("membership");
+}
+
+#[tokio::test]
+async fn a_site_moderators_hide_is_undone_only_at_site_level() {
+    let w = world().await;
+    let app = &w.app;
+    let (_, post_id) = group_thread_with_post(app, &w.group, &w.bob.user_id).await;
+    let hide = |who: &Session| {
+        let token = who.access.clone();
+        let post_id = post_id.clone();
+        async move {
+            app.gql(Some(&token), HIDE, json!({"i": {"postId": post_id}}))
+                .await
+        }
+    };
+    let unhide = |who: &Session| {
+        let token = who.access.clone();
+        let post_id = post_id.clone();
+        async move {
+            app.gql(Some(&token), UNHIDE, json!({"i": {"postId": post_id}}))
+                .await
+        }
+    };
+    // An administrator hides a post in the group: its organiser cannot unhide it.
+    assert_eq!(
+        hide(&w.admin).await["data"]["hideContent"]["content"]["hidden"],
+        true
+    );
+    let r = unhide(&w.org).await;
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    assert!(
+        post::Entity::find_by_id(uuid(&post_id))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .hidden
+    );
+    // An administrator can.
+    let r = unhide(&w.admin).await;
+    assert_eq!(
+        r["data"]["unhideContent"]["content"]["hidden"], false,
+        "{r}"
+    );
+    // The organiser's own hide is theirs to undo.
+    assert_eq!(
+        hide(&w.org).await["data"]["hideContent"]["content"]["hidden"],
+        true
+    );
+    let r = unhide(&w.org).await;
+    assert_eq!(
+        r["data"]["unhideContent"]["content"]["hidden"], false,
+        "{r}"
+    );
+
+    // An OFFICIAL who also organises the group hides as a site moderator: the group's other
+    // organiser cannot overrule it, nor can the official at group level; an admin can.
+    make_organiser(app, &w.group, &w.official).await;
+    assert_eq!(
+        hide(&w.official).await["data"]["hideContent"]["content"]["hidden"],
+        true
+    );
+    for who in [&w.org, &w.official] {
+        let r = unhide(who).await;
+        assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
+    }
+    let r = unhide(&w.admin).await;
+    assert_eq!(
+        r["data"]["unhideContent"]["content"]["hidden"], false,
+        "{r}"
+    );
+    let actions: Vec<String> = log_actions(app, &w.admin)
+        .await
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(
+        actions,
+        ["UNHIDE", "HIDE", "UNHIDE", "HIDE", "UNHIDE", "HIDE"],
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn unverified_accounts_cannot_report_and_reports_have_an_hourly_budget() {
+    let app = spawn_app_with(|s| {
+        s.limits.reports_per_hour = 3;
+        s.limits.new_account_factor = 1.0;
+    })
+    .await;
+    let official = user_with_role(&app, "official@example.org", "Olu", Role::Official).await;
+    let commitment = create_commitment(&app, &official, "UK0072", "Open contracts").await;
+    let ann = app.verified_user("ann@example.org", "Ann").await;
+    let mut suggestions = Vec::new();
+    for n in 0..5 {
+        suggestions.push(
+            create_suggestion(&app, &ann, &commitment, &format!("Suggestion number {n}")).await,
+        );
+    }
+    // Unverified: refused before anything is counted or written.
+    app.sign_up("una@example.org", "Una").await;
+    let una = app.logged_in("una@example.org").await;
+    let r = report(
+        &app,
+        &una,
+        json!({"suggestionId": suggestions[0], "reason": "SPAM"}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "EMAIL_NOT_VERIFIED", "{r}");
+    assert_eq!(count(&app.db, "SELECT COUNT(*) FROM reports").await, 0);
+
+    let bob = app.verified_user("bob@example.org", "Bob").await;
+    for s in &suggestions[..2] {
+        let r = report(&app, &bob, json!({"suggestionId": s, "reason": "SPAM"})).await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    // A duplicate is a conflict and does not use up the budget: the third still goes in.
+    let r = report(
+        &app,
+        &bob,
+        json!({"suggestionId": suggestions[0], "reason": "SPAM"}),
+    )
+    .await;
+    assert_eq!(error_code(&r), "CONFLICT", "{r}");
+    let r = report(
+        &app,
+        &bob,
+        json!({"suggestionId": suggestions[2], "reason": "SPAM"}),
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+    // ...but the hour's three are used: the fourth waits, however many minutes pass.
+    a_minute_passes(&app).await;
+    let r = report(
+        &app,
+        &bob,
+        json!({"suggestionId": suggestions[3], "reason": "SPAM"}),
+    )
+    .await;
+    let wait = retry_after(&r);
+    assert!((61..=3600).contains(&wait), "{wait}");
+    assert_eq!(count(&app.db, "SELECT COUNT(*) FROM reports").await, 3);
+    // Each account has its own budget.
+    let r = report(
+        &app,
+        &official,
+        json!({"suggestionId": suggestions[3], "reason": "SPAM"}),
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+}

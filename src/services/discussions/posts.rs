@@ -1,5 +1,9 @@
 //! Starting threads and writing in them: replies in conversation order, edits that keep
 //! every earlier version, deletions that leave the replies in place.
+//!
+//! A locked thread takes no new writing from anyone but its moderators: no replies, and no
+//! edits of the posts already in it (`FORBIDDEN`, as for replying: the author is not
+//! allowed, whatever the state of the post). Its authors may still delete their own posts.
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
@@ -55,6 +59,11 @@ fn require_may_post(actor: &Actor, t: &thread::Model, access: Option<&Access>) -
             ));
         }
     }
+    require_unlocked(actor, t, access)
+}
+
+/// `FORBIDDEN` when `t` is locked, unless the actor moderates it.
+fn require_unlocked(actor: &Actor, t: &thread::Model, access: Option<&Access>) -> AppResult<()> {
     if t.locked && !may_moderate(Some(actor), access) {
         return Err(AppError::Forbidden(match &t.lock_reason {
             Some(r) => format!("this thread is locked: {r}"),
@@ -271,19 +280,21 @@ pub async fn reply(
     Ok(created)
 }
 
+/// The actor's own post, locked, with its thread and the actor's access to the thread's
+/// group (if any).
 async fn own_post_locked(
     tx: &DatabaseTransaction,
     actor: &Actor,
     id: Uuid,
     verb: &str,
-) -> AppResult<post::Model> {
+) -> AppResult<(post::Model, thread::Model, Option<Access>)> {
     let p = post::Entity::find_by_id(id)
         .lock_exclusive()
         .one(tx)
         .await?
         .ok_or(AppError::NotFound("post"))?;
     // Reading it needs access to its thread; a private group's post is not found.
-    access_for(
+    let (t, access) = access_for(
         tx,
         Some(actor),
         thread::Entity::find_by_id(p.thread_id)
@@ -301,7 +312,7 @@ async fn own_post_locked(
             "only the author {verb} a post"
         )));
     }
-    Ok(p)
+    Ok((p, t, access))
 }
 
 /// The author edits a post; the version replaced is kept, and `edited_at` is set.
@@ -309,10 +320,11 @@ pub async fn edit(ctx: &Ctx, actor: &Actor, id: Uuid, body: &str) -> AppResult<p
     actor.require_verified()?;
     let body = parse_body(ctx, body)?;
     let tx = begin_write(&ctx.db).await?;
-    let p = own_post_locked(&tx, actor, id, "edits").await?;
+    let (p, t, access) = own_post_locked(&tx, actor, id, "edits").await?;
     if p.deleted_at.is_some() {
         return Err(AppError::Conflict("a deleted post cannot be edited".into()));
     }
+    require_unlocked(actor, &t, access.as_ref())?;
     if p.body == body.source() {
         return Ok(p);
     }
@@ -339,7 +351,7 @@ pub async fn edit(ctx: &Ctx, actor: &Actor, id: Uuid, body: &str) -> AppResult<p
 /// conversation and its replies stay. Deleting it again changes nothing.
 pub async fn delete(ctx: &Ctx, actor: &Actor, id: Uuid) -> AppResult<post::Model> {
     let tx = begin_write(&ctx.db).await?;
-    let p = own_post_locked(&tx, actor, id, "deletes").await?;
+    let (p, _, _) = own_post_locked(&tx, actor, id, "deletes").await?;
     if p.deleted_at.is_some() {
         return Ok(p);
     }
