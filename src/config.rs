@@ -275,8 +275,13 @@ pub struct LimitSettings {
     pub threads_per_hour: i32,
     pub suggestions_per_minute: i32,
     pub suggestions_per_hour: i32,
+    /// Edits of posts and suggestions together.
+    pub edits_per_minute: i32,
+    pub edits_per_hour: i32,
     /// Reports filed (`reportContent`).
     pub reports_per_hour: i32,
+    /// Earlier versions kept per post or suggestion; the oldest go first.
+    pub max_revisions: u64,
     /// Between 0 and 1: the share of each writing budget an account younger than
     /// `new_account_secs` gets (rounded down, at least 1).
     pub new_account_factor: f64,

@@ -28,6 +28,7 @@ use crate::services::discussions::visibility::{DELETED_MARKER, HIDDEN_MARKER};
 use crate::services::discussions::{self as service, posts, reactions, threads};
 use crate::services::groups::Access;
 use crate::services::page::{Page, PageRequest};
+use crate::services::revisions;
 
 /// A reaction to a post; each account gives each kind at most once per post.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -389,16 +390,32 @@ impl Post {
     async fn edited_at(&self) -> Option<DateTime<Utc>> {
         self.0.edited_at
     }
-    /// Earlier versions, oldest first (none once deleted, or while hidden from the viewer).
-    async fn revisions(&self, c: &Context<'_>) -> async_graphql::Result<Vec<PostRevision>> {
-        if self.0.deleted_at.is_some() || !self.shows_original(c).await? {
-            return Ok(Vec::new());
-        }
-        let found = loader(c)?
-            .load_one(PostRevisionsOf(self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(found.into_iter().map(PostRevision).collect())
+    /// Earlier versions, oldest first, a page at a time (`first` at most 100): none once
+    /// deleted, or while hidden from the viewer. At most `limits.max_revisions` (50) are
+    /// kept; older ones are dropped. A connection rather than a list since edits became
+    /// writes with a budget: a list let one query pull an item's whole history.
+    async fn revisions(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
+        after: Option<String>,
+    ) -> async_graphql::Result<PostRevisionConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let found = if self.0.deleted_at.is_some() || !self.shows_original(c).await? {
+            Vec::new()
+        } else {
+            loader(c)?
+                .load_one(PostRevisionsOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+        };
+        let total = found.len() as u64;
+        Ok(PostRevisionConnection::new(
+            revisions::page_of(found, &page, |r| r.id),
+            PostRevision,
+            Box::new(move || Box::pin(async move { Ok(total) })),
+        ))
     }
     /// Whether a moderator hid it.
     async fn hidden(&self) -> bool {
@@ -427,6 +444,15 @@ connection!(
 );
 // Its fields go through its resolvers (`graphql::plain`).
 impl super::plain::Plain for Thread {}
+connection!(
+    PostRevisionConnection,
+    PostRevisionEdge,
+    PostRevision,
+    "A page of a post's earlier versions, oldest first.",
+    "An earlier version of a post."
+);
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for PostRevision {}
 connection!(
     PostConnection,
     PostEdge,

@@ -216,12 +216,14 @@ impl Loader<RevisionsOf> for Loaders {
         &self,
         keys: &[RevisionsOf],
     ) -> Result<HashMap<RevisionsOf, Vec<suggestion_revision::Model>>, LoadError> {
-        let rows = suggestion_revision::Entity::find()
-            .filter(suggestion_revision::Column::SuggestionId.is_in(ids(keys, |k| k.0)))
-            .order_by_asc(suggestion_revision::Column::Id)
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
+        let rows = crate::services::revisions::newest_of::<suggestion_revision::Entity, _>(
+            &self.ctx.db,
+            suggestion_revision::Column::SuggestionId,
+            ids(keys, |k| k.0),
+            self.ctx.settings.limits.max_revisions,
+        )
+        .await
+        .map_err(err)?;
         let mut out: HashMap<RevisionsOf, Vec<suggestion_revision::Model>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for r in rows {
@@ -541,12 +543,14 @@ impl Loader<PostRevisionsOf> for Loaders {
         &self,
         keys: &[PostRevisionsOf],
     ) -> Result<HashMap<PostRevisionsOf, Vec<post_revision::Model>>, LoadError> {
-        let rows = post_revision::Entity::find()
-            .filter(post_revision::Column::PostId.is_in(ids(keys, |k| k.0)))
-            .order_by_asc(post_revision::Column::Id)
-            .all(&self.ctx.db)
-            .await
-            .map_err(err)?;
+        let rows = crate::services::revisions::newest_of::<post_revision::Entity, _>(
+            &self.ctx.db,
+            post_revision::Column::PostId,
+            ids(keys, |k| k.0),
+            self.ctx.settings.limits.max_revisions,
+        )
+        .await
+        .map_err(err)?;
         let mut out: HashMap<PostRevisionsOf, Vec<post_revision::Model>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for r in rows {

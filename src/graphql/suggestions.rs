@@ -30,6 +30,7 @@ use crate::events::Event;
 use crate::services::columns::{ColumnBit, ColumnSet};
 use crate::services::moderation;
 use crate::services::page::PageRequest;
+use crate::services::revisions;
 use crate::services::suggestions::{self as service, Filter, NewResponse, Order};
 
 /// Where a suggestion stands in the official workflow.
@@ -328,17 +329,33 @@ impl Suggestion {
             .unwrap_or_default();
         Ok(found.into_iter().map(OfficialResponse).collect())
     }
-    /// Earlier versions, oldest first, kept when the author edited it (none shown while it
-    /// is hidden from the viewer).
-    async fn revisions(&self, c: &Context<'_>) -> async_graphql::Result<Vec<SuggestionRevision>> {
-        if !self.reveals(c)? {
-            return Ok(Vec::new());
-        }
-        let found = loader(c)?
-            .load_one(RevisionsOf(self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(found.into_iter().map(SuggestionRevision).collect())
+    /// Earlier versions, oldest first, kept when the author edited it, a page at a time
+    /// (`first` at most 100; none shown while it is hidden from the viewer). At most
+    /// `limits.max_revisions` (50) are kept; older ones are dropped. A connection rather
+    /// than a list since edits became writes with a budget: a list let one query pull an
+    /// item's whole history.
+    async fn revisions(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "How many items to return: 1–100, 20 when left out.")] first: Option<i32>,
+        #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
+        after: Option<String>,
+    ) -> async_graphql::Result<SuggestionRevisionConnection> {
+        let page = PageRequest::parse(first, after.as_deref())?;
+        let found = if self.reveals(c)? {
+            loader(c)?
+                .load_one(RevisionsOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let total = found.len() as u64;
+        Ok(SuggestionRevisionConnection::new(
+            revisions::page_of(found, &page, |r| r.id),
+            SuggestionRevision,
+            Box::new(move || Box::pin(async move { Ok(total) })),
+        ))
     }
     /// When it was posted.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -496,6 +513,15 @@ connection!(
     "A page of suggestions.",
     "A suggestion in a list."
 );
+connection!(
+    SuggestionRevisionConnection,
+    SuggestionRevisionEdge,
+    SuggestionRevision,
+    "A page of a suggestion's earlier versions, oldest first.",
+    "An earlier version of a suggestion."
+);
+// Its fields go through its resolvers (`graphql::plain`).
+impl super::plain::Plain for SuggestionRevision {}
 connection!(
     OutcomeConnection,
     OutcomeEdge,

@@ -1,5 +1,5 @@
-//! Per-account limits on writing posts, threads, suggestions and reports, per minute and
-//! per hour,
+//! Per-account limits on writing posts, threads, suggestions, edits and reports, per minute
+//! and per hour,
 //! kept in the database so that every instance counts against the same budget; tighter for
 //! accounts younger than a day. Beyond them: `RATE_LIMITED` with `retryAfterSeconds`.
 //!
@@ -25,6 +25,8 @@ pub enum Action {
     Post,
     Thread,
     Suggestion,
+    /// Editing a post or a suggestion: each edit writes a revision and may notify.
+    Edit,
     /// Filing a report: each one reaches the moderators.
     Report,
 }
@@ -35,6 +37,7 @@ impl Action {
             Action::Post => "write-post",
             Action::Thread => "write-thread",
             Action::Suggestion => "write-suggestion",
+            Action::Edit => "write-edit",
             Action::Report => "write-report",
         }
     }
@@ -45,6 +48,7 @@ impl Action {
             Action::Post => (s.posts_per_minute, s.posts_per_hour),
             Action::Thread => (s.threads_per_minute, s.threads_per_hour),
             Action::Suggestion => (s.suggestions_per_minute, s.suggestions_per_hour),
+            Action::Edit => (s.edits_per_minute, s.edits_per_hour),
             // Reports have an hourly budget only: the minute's is the hour's.
             Action::Report => (s.reports_per_hour, s.reports_per_hour),
         }

@@ -21,6 +21,7 @@ pub mod notification_prefs;
 pub mod notifications;
 pub mod outbox;
 pub mod page;
+pub mod revisions;
 pub mod seed;
 pub mod suggestions;
 pub mod throttle;

@@ -250,6 +250,8 @@ pub async fn update(
     if title.is_none() && body.is_none() {
         return Ok(s);
     }
+    // An edit is a write: it has a budget, and the history it adds to is capped.
+    account_limits::check(ctx, &tx, actor, account_limits::Action::Edit).await?;
     let renamed = title.is_some();
     suggestion_revision::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -259,6 +261,14 @@ pub async fn update(
         created_at: Set(s.updated_at),
     }
     .insert(&tx)
+    .await?;
+    super::revisions::keep_newest::<suggestion_revision::Entity, _>(
+        &tx,
+        suggestion_revision::Column::SuggestionId,
+        suggestion_revision::Column::Id,
+        s.id,
+        ctx.settings.limits.max_revisions,
+    )
     .await?;
     let mut m = s.into_active_model();
     if let Some(t) = title {

@@ -434,7 +434,10 @@ mod tests {
             threads_per_hour: 20,
             suggestions_per_minute: 3,
             suggestions_per_hour: 20,
+            edits_per_minute: 10,
+            edits_per_hour: 60,
             reports_per_hour: 20,
+            max_revisions: 50,
             new_account_factor: 0.25,
             new_account_secs: 86_400,
         };

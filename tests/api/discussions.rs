@@ -13,8 +13,8 @@ use crate::helpers::*;
 
 const START: &str = "mutation($i: StartThreadInput!) { startThread(input: $i) { thread { id title postCount locked pinned author { displayName } context { __typename ... on Commitment { reference } ... on WorkingGroup { slug } } } post { id body depth } } }";
 const REPLY: &str = "mutation($i: ReplyToThreadInput!) { replyToThread(input: $i) { post { id body bodyHtml depth parent { id } author { displayName } thread { postCount } } } }";
-const EDIT: &str = "mutation($i: EditPostInput!) { editPost(input: $i) { post { id body editedAt revisions { body createdAt } } } }";
-const DELETE: &str = "mutation($id: ID!) { deletePost(id: $id) { post { id body bodyHtml deleted revisions { body } } } }";
+const EDIT: &str = "mutation($i: EditPostInput!) { editPost(input: $i) { post { id body editedAt revisions { nodes { body createdAt } } } } }";
+const DELETE: &str = "mutation($id: ID!) { deletePost(id: $id) { post { id body bodyHtml deleted revisions { nodes { body } } } } }";
 const REACT: &str = "mutation($i: ReactInput!) { react(input: $i) { post { reactions { reaction count viewerReacted } } } }";
 const THREAD: &str = "query($id: ID!, $n: Int = 10, $after: String) { thread(id: $id) { id title hidden locked lockReason pinned postCount lastActivityAt officialResponses { body } author { displayName } posts(first: $n, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { id body bodyHtml depth hidden deleted editedAt author { displayName } parent { id } reactions { reaction count viewerReacted } } } } }";
 const THREADS: &str = "query($f: ThreadFilter, $n: Int, $after: String) { threads(filter: $f, first: $n, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { id title pinned } } }";
@@ -460,7 +460,7 @@ async fn authors_edit_keeping_every_version_and_delete_keeping_the_replies() {
             json!({"i": {"id": first, "body": "Third version"}}),
         )
         .await;
-    let revisions: Vec<&str> = r["data"]["editPost"]["post"]["revisions"]
+    let revisions: Vec<&str> = r["data"]["editPost"]["post"]["revisions"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -489,7 +489,7 @@ async fn authors_edit_keeping_every_version_and_delete_keeping_the_replies() {
     let p = &r["data"]["deletePost"]["post"];
     assert_eq!(p["deleted"], true);
     assert_eq!(p["body"], "[deleted]");
-    assert_eq!(p["revisions"], json!([]));
+    assert_eq!(p["revisions"]["nodes"], json!([]));
     assert_eq!(
         count(&app.db, "SELECT COUNT(*) FROM post_revisions").await,
         0
@@ -1256,7 +1256,7 @@ async fn a_thread_page_costs_the_same_statements_for_5_and_50_posts() {
     }
     // The worker's fan-out of the setup's events is not the page's cost.
     app.notifications_settled().await;
-    let q = "query($id: ID!) { thread(id: $id) { title locked postCount author { displayName } officialResponses { body } posts(first: 50) { nodes { id body bodyHtml depth hidden deleted editedAt author { displayName } parent { id } thread { id } reactions { reaction count viewerReacted } revisions { body } } } } }";
+    let q = "query($id: ID!) { thread(id: $id) { title locked postCount author { displayName } officialResponses { body } posts(first: 50) { nodes { id body bodyHtml depth hidden deleted editedAt author { displayName } parent { id } thread { id } reactions { reaction count viewerReacted } revisions { nodes { body } } } } } }";
     let mut costs = Vec::new();
     for (n, t) in &threads {
         statements.clear();
@@ -1474,6 +1474,180 @@ async fn edit(app: &TestApp, who: &Session, post: &str, body: &str) -> Value {
         json!({"i": {"id": post, "body": body}}),
     )
     .await
+}
+
+const UPDATE_SUGGESTION: &str =
+    "mutation($i: UpdateSuggestionInput!) { updateSuggestion(input: $i) { suggestion { title } } }";
+
+#[tokio::test]
+async fn edits_of_posts_and_suggestions_share_a_budget() {
+    let f = forum_with(|s| {
+        s.limits.edits_per_minute = 3;
+        s.limits.edits_per_hour = 5;
+        s.limits.new_account_factor = 1.0;
+    })
+    .await;
+    let app = &f.app;
+    let (t, first) = thread_on(
+        app,
+        &f.ann,
+        json!({"commitmentId": f.commitment}),
+        "Edit budgets",
+    )
+    .await;
+    let idea = create_suggestion(app, &f.ann, &f.commitment, "An idea to edit").await;
+    // Two post edits and a suggestion edit fill the minute.
+    for n in 1..=2 {
+        let r = edit(app, &f.ann, &first, &format!("Version {n}")).await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    let r = app
+        .gql(
+            Some(&f.ann.access),
+            UPDATE_SUGGESTION,
+            json!({"i": {"id": idea, "title": "An idea, edited once"}}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let wait = crate::moderation::retry_after(&edit(app, &f.ann, &first, "Version 3").await);
+    assert!((1..=60).contains(&wait), "{wait}");
+    let r = app
+        .gql(
+            Some(&f.ann.access),
+            UPDATE_SUGGESTION,
+            json!({"i": {"id": idea, "title": "An idea, edited twice"}}),
+        )
+        .await;
+    crate::moderation::retry_after(&r);
+    // The refused edits wrote nothing.
+    let s = app
+        .gql(
+            Some(&f.ann.access),
+            "query($id: ID!) { suggestion(id: $id) { title } }",
+            json!({"id": idea}),
+        )
+        .await;
+    assert_eq!(
+        s["data"]["suggestion"]["title"], "An idea, edited once",
+        "{s}"
+    );
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM post_revisions").await,
+        2
+    );
+    // An edit that changes nothing is no write.
+    assert!(edit(app, &f.ann, &first, "Version 2").await["errors"].is_null());
+    // Writing posts has its own budget; other accounts theirs.
+    assert!(reply(app, &f.ann, &t, None, "Still replying").await["errors"].is_null());
+    let (_, bobs) = thread_on(
+        app,
+        &f.bob,
+        json!({"commitmentId": f.commitment}),
+        "Bob's thread",
+    )
+    .await;
+    assert!(edit(app, &f.bob, &bobs, "Bob's edit").await["errors"].is_null());
+    // The hour: two more after the minute, then none however many minutes pass.
+    crate::moderation::a_minute_passes(app).await;
+    for n in 3..=4 {
+        assert!(edit(app, &f.ann, &first, &format!("Version {n}")).await["errors"].is_null());
+    }
+    crate::moderation::a_minute_passes(app).await;
+    let wait = crate::moderation::retry_after(&edit(app, &f.ann, &first, "Version 5").await);
+    assert!((61..=3600).contains(&wait), "{wait}");
+}
+
+const POST_REVISIONS: &str = "query($id: ID!, $n: Int, $after: String) { thread(id: $id) { posts(first: 1) { nodes { revisions(first: $n, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { body } } } } } }";
+const SUGGESTION_REVISIONS: &str = "query($id: ID!, $n: Int, $after: String) { suggestion(id: $id) { revisions(first: $n, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { title } } } }";
+
+#[tokio::test]
+async fn an_item_keeps_at_most_max_revisions_read_a_page_at_a_time() {
+    let f = forum_with(|s| s.limits.max_revisions = 3).await;
+    let app = &f.app;
+    let (t, first) = thread_on(
+        app,
+        &f.ann,
+        json!({"commitmentId": f.commitment}),
+        "Many versions",
+    )
+    .await;
+    for n in 1..=5 {
+        assert!(edit(app, &f.ann, &first, &format!("Version {n}")).await["errors"].is_null());
+    }
+    // Five edits, three kept: the oldest two went in the edits' own transactions.
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM post_revisions").await,
+        3
+    );
+    let page = |n: i64, after: Option<String>| {
+        app.gql(
+            Some(&f.ann.access),
+            POST_REVISIONS,
+            json!({"id": t, "n": n, "after": after}),
+        )
+    };
+    let r = page(2, None).await;
+    let revs = &r["data"]["thread"]["posts"]["nodes"][0]["revisions"];
+    assert_eq!(revs["totalCount"], 3, "{r}");
+    assert_eq!(
+        revs["nodes"],
+        json!([{"body": "Version 2"}, {"body": "Version 3"}]),
+        "{r}"
+    );
+    assert_eq!(revs["pageInfo"]["hasNextPage"], true);
+    let after = revs["pageInfo"]["endCursor"].as_str().map(str::to_string);
+    let r = page(2, after).await;
+    let revs = &r["data"]["thread"]["posts"]["nodes"][0]["revisions"];
+    assert_eq!(revs["nodes"], json!([{"body": "Version 4"}]), "{r}");
+    assert_eq!(revs["pageInfo"]["hasNextPage"], false);
+    // No more than a hundred at a time.
+    for n in [0, 101] {
+        let r = page(n, None).await;
+        assert_eq!(error_code(&r), "BAD_USER_INPUT", "{r}");
+        assert_eq!(error_field(&r), "first", "{r}");
+    }
+
+    // A suggestion's history is capped and paged the same way.
+    let idea = create_suggestion(app, &f.ann, &f.commitment, "Version 0 of an idea").await;
+    for n in 1..=4 {
+        let r = app
+            .gql(
+                Some(&f.ann.access),
+                UPDATE_SUGGESTION,
+                json!({"i": {"id": idea, "title": format!("Version {n} of an idea")}}),
+            )
+            .await;
+        assert!(r["errors"].is_null(), "{r}");
+    }
+    assert_eq!(
+        count(&app.db, "SELECT COUNT(*) FROM suggestion_revisions").await,
+        3
+    );
+    let r = app
+        .gql(None, SUGGESTION_REVISIONS, json!({"id": idea, "n": 1}))
+        .await;
+    let revs = &r["data"]["suggestion"]["revisions"];
+    assert_eq!(revs["totalCount"], 3, "{r}");
+    assert_eq!(
+        revs["nodes"],
+        json!([{"title": "Version 1 of an idea"}]),
+        "{r}"
+    );
+    let after = revs["pageInfo"]["endCursor"].as_str().unwrap().to_string();
+    let r = app
+        .gql(
+            None,
+            SUGGESTION_REVISIONS,
+            json!({"id": idea, "n": 100, "after": after}),
+        )
+        .await;
+    let revs = &r["data"]["suggestion"]["revisions"];
+    assert_eq!(
+        revs["nodes"],
+        json!([{"title": "Version 2 of an idea"}, {"title": "Version 3 of an idea"}]),
+        "{r}"
+    );
+    assert_eq!(revs["pageInfo"]["hasNextPage"], false);
 }
 
 #[tokio::test]

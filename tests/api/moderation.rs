@@ -23,7 +23,7 @@ const HIDE: &str = "mutation($i: ModerateContentInput!) { hideContent(input: $i)
 const UNHIDE: &str = "mutation($i: ModerateContentInput!) { unhideContent(input: $i) { content { subjectType subjectId hidden } } }";
 const LOG: &str = "{ moderationLog(first: 50) { totalCount nodes { id action subjectType subjectId reason createdAt actor { displayName } } } }";
 const SUGGESTION: &str =
-    "query($id: ID!) { suggestion(id: $id) { title body bodyHtml hidden revisions { title } } }";
+    "query($id: ID!) { suggestion(id: $id) { title body bodyHtml hidden revisions { nodes { title } } } }";
 const UPDATE: &str = "query($id: ID!) { commitmentUpdate(id: $id) { title body bodyHtml hidden } }";
 
 struct World {
@@ -478,7 +478,11 @@ async fn hidden_suggestions_and_updates_show_a_marker_except_to_their_author_and
         assert_eq!(s["title"], "Publish every contract", "{s}");
         assert_eq!(s["body"], "Every contract, with its annexes.");
         assert_eq!(s["hidden"], true);
-        assert_eq!(s["revisions"].as_array().map(Vec::len), Some(1), "{s}");
+        assert_eq!(
+            s["revisions"]["nodes"].as_array().map(Vec::len),
+            Some(1),
+            "{s}"
+        );
     }
     for who in [&w.official, &w.admin] {
         let u = update_as(app, Some(who), &w.update).await;
@@ -504,7 +508,7 @@ async fn hidden_suggestions_and_updates_show_a_marker_except_to_their_author_and
             "{s}"
         );
         assert_eq!(s["hidden"], true);
-        assert_eq!(s["revisions"], json!([]));
+        assert_eq!(s["revisions"]["nodes"], json!([]));
         let u = update_as(app, who, &w.update).await;
         assert_eq!(u["title"], "[hidden by a moderator]", "{u}");
         assert!(
@@ -733,7 +737,7 @@ async fn suggest(app: &TestApp, who: &Session, commitment: &str, n: usize) -> Va
     .await
 }
 
-fn retry_after(r: &Value) -> i64 {
+pub(crate) fn retry_after(r: &Value) -> i64 {
     assert_eq!(error_code(r), "RATE_LIMITED", "{r}");
     r["errors"][0]["extensions"]["retryAfterSeconds"]
         .as_i64()
@@ -754,7 +758,7 @@ async fn age(app: &TestApp, who: &Session) {
 }
 
 /// Moves the start of every per-minute window back, as if the minute had passed.
-async fn a_minute_passes(app: &TestApp) {
+pub(crate) async fn a_minute_passes(app: &TestApp) {
     throttle_bucket::Entity::update_many()
         .col_expr(
             throttle_bucket::Column::WindowStartedAt,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const SUGGESTION: &str = "query($id: ID!) { suggestion(id: $id) { id title body bodyHtml status supportCount viewerHasSupported followerCount viewerIsFollowing respondedAt awaitingResponseSince author { displayName } commitment { reference } revisions { title body } responses { body newStatus author { displayName } } duplicateOf { id } } }";
+const SUGGESTION: &str = "query($id: ID!) { suggestion(id: $id) { id title body bodyHtml status supportCount viewerHasSupported followerCount viewerIsFollowing respondedAt awaitingResponseSince author { displayName } commitment { reference } revisions { nodes { title body } } responses { body newStatus author { displayName } } duplicateOf { id } } }";
 const CREATE: &str = "mutation($i: CreateSuggestionInput!) { createSuggestion(input: $i) { suggestion { id title status followerCount viewerIsFollowing bodyHtml awaitingResponseSince } } }";
 const SUPPORT: &str = "mutation($id: ID!) { supportSuggestion(id: $id) { suggestion { supportCount viewerHasSupported } } }";
 const UNSUPPORT: &str = "mutation($id: ID!) { withdrawSupport(id: $id) { suggestion { supportCount viewerHasSupported } } }";
@@ -178,7 +178,7 @@ async fn authors_edit_while_submitted_keeping_revisions_and_can_withdraw() {
     .await;
     let s = suggestion(app, None, &id).await;
     assert_eq!(
-        s["revisions"],
+        s["revisions"]["nodes"],
         json!([{"title": "First title here", "body": "Please consider: First title here"}, {"title": "Second title here", "body": "Better body"}])
     );
 
@@ -871,7 +871,7 @@ async fn a_page_costs_the_same_statements_whatever_its_size() {
         app.gql(Some(&viewer.access), SUPPORT, json!({"id": id.to_string()}))
             .await;
     }
-    let q = "query($c: ID!, $n: Int) { suggestions(filter: {commitmentId: $c}, orderBy: TOP, first: $n) { totalCount nodes { title supportCount viewerHasSupported viewerIsFollowing followerCount author { displayName } commitment { reference } revisions { title } responses { body } duplicateOf { id } } } }";
+    let q = "query($c: ID!, $n: Int) { suggestions(filter: {commitmentId: $c}, orderBy: TOP, first: $n) { totalCount nodes { title supportCount viewerHasSupported viewerIsFollowing followerCount author { displayName } commitment { reference } revisions { nodes { title } } responses { body } duplicateOf { id } } } }";
     let mut costs = Vec::new();
     for n in [10, 100] {
         statements.clear();

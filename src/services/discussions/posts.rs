@@ -1,5 +1,5 @@
 //! Starting threads and writing in them: replies in conversation order, edits that keep
-//! every earlier version, deletions that leave the replies in place.
+//! earlier versions (up to `limits.max_revisions`), deletions that leave the replies in place.
 //!
 //! A locked thread takes no new writing from anyone but its moderators: no replies, and no
 //! edits of the posts already in it (`FORBIDDEN`, as for replying: the author is not
@@ -328,6 +328,8 @@ pub async fn edit(ctx: &Ctx, actor: &Actor, id: Uuid, body: &str) -> AppResult<p
     if p.body == body.source() {
         return Ok(p);
     }
+    // An edit is a write: it has a budget, and the history it adds to is capped.
+    account_limits::check(ctx, &tx, actor, Action::Edit).await?;
     let at = now();
     post_revision::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -336,6 +338,14 @@ pub async fn edit(ctx: &Ctx, actor: &Actor, id: Uuid, body: &str) -> AppResult<p
         created_at: Set(at),
     }
     .insert(&tx)
+    .await?;
+    crate::services::revisions::keep_newest::<post_revision::Entity, _>(
+        &tx,
+        post_revision::Column::PostId,
+        post_revision::Column::Id,
+        p.id,
+        ctx.settings.limits.max_revisions,
+    )
     .await?;
     let mut m = p.into_active_model();
     m.body = Set(body.source().to_string());
