@@ -115,7 +115,7 @@ enum On {
     Report,
     /// `Post`, hidden by the group's organiser.
     HiddenByGroup,
-    /// `Post`, hidden by an ADMIN.
+    /// `Post`, hidden by an ADMIN: only an ADMIN undoes it.
     HiddenBySite,
     /// A new thread by the author in the private group: `@thread`.
     Thread,
@@ -123,6 +123,15 @@ enum On {
     PublicThread,
     /// `Thread`, locked by the group's organiser.
     LockedThread,
+    /// A new post by the author in a new thread of the private group, which the group's
+    /// organiser then locked: `@post`.
+    LockedPost,
+    /// A new post by the group's organiser in the private group's thread: `@post`.
+    OrganisersPost,
+    /// `OrganisersPost`, reported by the active member: `@report`.
+    OrganisersReport,
+    /// A new post by the ADMIN in a public thread on the commitment: `@post`.
+    AdminsPost,
     /// A new suggestion by the author: `@suggestion`.
     Suggestion,
     /// A new upcoming meet-up of the private group: `@meetup`.
@@ -220,6 +229,9 @@ const MUTATIONS: &[Row] = &[
     row(PublicThread, r#"replyToThread(input: {threadId: @thread, body: "Agreed."})"#,                     [UNA, ENV, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
     row(PublicPost,  r#"editPost(input: {id: @post, body: "Agreed, with changes."})"#,                     [UNA, ENV, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES]),
     row(PublicPost,  r#"deletePost(id: @post)"#,                                                           [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES]),
+    // The author of a post in a locked thread neither edits it nor is stopped from deleting it.
+    row(LockedPost,  r#"editPost(input: {id: @post, body: "Agreed, with changes."})"#,                     [UNA, ENV, NFD, NFD, NFD, NFD, FBD, FBD, NFD, NFD, FBD, FBD]),
+    row(LockedPost,  r#"deletePost(id: @post)"#,                                                           [UNA, NFD, NFD, NFD, NFD, NFD, FBD, FBD, NFD, NFD, FBD, YES]),
     row(PublicPost,  r#"react(input: {postId: @post, reaction: THUMBS_UP, on: true})"#,                    [UNA, ENV, YES, YES, YES, YES, YES, YES, YES, YES, YES, FBD]),
     row(Thread,      r#"lockThread(id: @thread, reason: "Cooling off")"#,                                 [UNA, ENV, NFD, NFD, NFD, NFD, FBD, YES, NFD, NFD, YES, FBD]),
     row(PublicThread, r#"lockThread(id: @thread, reason: "Cooling off")"#,                                [UNA, ENV, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, YES, FBD]),
@@ -231,11 +243,15 @@ const MUTATIONS: &[Row] = &[
 
     // Moderation: a group's organisers moderate its content, site moderators everything.
     row(Post,        r#"reportContent(input: {postId: @post, reason: SPAM})"#,                             [UNA, ENV, NFD, NFD, NFD, NFD, YES, YES, NFD, NFD, YES, FBD]),
+    row(PublicPost,  r#"reportContent(input: {postId: @post, reason: SPAM})"#,                             [UNA, ENV, YES, YES, YES, YES, YES, YES, YES, YES, YES, FBD]),
     row(Report,      r#"resolveReport(input: {reportId: @report, action: DISMISS})"#,                      [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(Post,        r#"hideContent(input: {postId: @post, note: "Off topic"})"#,                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(PublicPost,  r#"hideContent(input: {postId: @post, note: "Off topic"})"#,                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
+    // Nobody moderates their own content: the group's organiser's own post, an ADMIN's own post.
+    row(OrganisersReport, r#"resolveReport(input: {reportId: @report, action: DISMISS})"#,                 [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
+    row(OrganisersPost, r#"hideContent(input: {postId: @post, note: "Off topic"})"#,                       [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
+    row(AdminsPost,  r#"hideContent(input: {postId: @post, note: "Off topic"})"#,                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD]),
     row(HiddenByGroup, r#"unhideContent(input: {postId: @post})"#,                                         [UNA, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
-    // A site moderator's hide is undone at site level only: not by the group's organiser.
     row(HiddenBySite, r#"unhideContent(input: {postId: @post})"#,                                          [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
 
     // Notifications: one's own.
@@ -688,8 +704,12 @@ impl World {
     }
 
     async fn reply(&self, thread: &str) -> String {
+        self.reply_as(Who::Author, thread).await
+    }
+
+    async fn reply_as(&self, who: Who, thread: &str) -> String {
         self.made(
-            self.session(Who::Author),
+            self.session(who),
             "mutation($i: ReplyToThreadInput!) { replyToThread(input: $i) { post { id } } }",
             json!({"i": {"threadId": thread, "body": "Both, please."}}),
             "replyToThread/post/id",
@@ -810,9 +830,28 @@ impl World {
                 }
                 ids.insert("post", post);
             }
-            On::PublicPost => {
+            On::PublicPost | On::AdminsPost => {
                 let thread = self.thread(true).await;
+                let writer = if on == On::AdminsPost {
+                    Who::Admin
+                } else {
+                    Who::Author
+                };
+                ids.insert("post", self.reply_as(writer, &thread).await);
+            }
+            On::LockedPost => {
+                let thread = self.thread(false).await;
                 ids.insert("post", self.reply(&thread).await);
+                self.moderate(&organiser, "lockThread", "id", &thread).await;
+            }
+            On::OrganisersPost | On::OrganisersReport => {
+                let post = self
+                    .reply_as(Who::GroupOrganiser, &self.ids["thread"])
+                    .await;
+                if on == On::OrganisersReport {
+                    ids.insert("report", self.report(&post).await);
+                }
+                ids.insert("post", post);
             }
             On::Thread | On::LockedThread => {
                 let thread = self.thread(false).await;
