@@ -77,6 +77,7 @@ async fn insert_accounts(db: &DatabaseConnection, n: usize) -> anyhow::Result<Ve
                 email_verified_at: Some(at),
                 created_at: at,
                 updated_at: at,
+                suspended_until: None,
             })
         });
         user::Entity::insert_many(rows)

@@ -102,6 +102,7 @@ async fn followers(
                 email_verified_at: Set(Some(at)),
                 created_at: Set(at),
                 updated_at: Set(at),
+                suspended_until: Set(None),
             }
         });
         user::Entity::insert_many(users)

@@ -34,6 +34,13 @@ pub enum Event {
     SuggestionUpdated { id: Uuid },
     /// A notification was written for a person.
     NotificationAdded { user_id: Uuid, id: Uuid },
+    /// Sessions of an account ended: all of them, only `only`, or all but `except`. Their
+    /// open sockets close at once rather than when their access tokens expire.
+    SessionsEnded {
+        user_id: Uuid,
+        only: Option<Uuid>,
+        except: Option<Uuid>,
+    },
 }
 
 /// The PostgreSQL channel every instance notifies and listens on.

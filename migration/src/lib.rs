@@ -14,6 +14,7 @@ mod m20261127_000008_notifications;
 mod m20261127_000009_email_notifications;
 mod m20261127_000010_group_channels;
 mod m20261127_000011_thread_follows;
+mod m20261204_000040_suspension;
 mod schema_helpers;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_email_notifications::Migration),
             Box::new(m20261127_000010_group_channels::Migration),
             Box::new(m20261127_000011_thread_follows::Migration),
+            Box::new(m20261204_000040_suspension::Migration),
         ]
     }
 }

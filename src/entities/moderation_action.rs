@@ -44,4 +44,8 @@ pub enum Action {
     ReportDismissed,
     #[sea_orm(string_value = "REPORT_UPHELD")]
     ReportUpheld,
+    #[sea_orm(string_value = "SUSPEND")]
+    Suspend,
+    #[sea_orm(string_value = "UNSUSPEND")]
+    Unsuspend,
 }

@@ -17,6 +17,15 @@ pub struct Model {
     pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Suspended until then: no log-in, no session, no writing. Null when not suspended.
+    pub suspended_until: Option<DateTimeUtc>,
+}
+
+impl Model {
+    /// Whether the account is suspended at `at`.
+    pub fn is_suspended(&self, at: DateTimeUtc) -> bool {
+        self.suspended_until.is_some_and(|until| until > at)
+    }
 }
 
 /// An account as it is shown: every column but the password hash, which only the

@@ -61,6 +61,7 @@ impl User {
             "emailVerified" => &[C::EmailVerifiedAt],
             "createdAt" => &[C::CreatedAt],
             "email" => &[C::Email, C::Id],
+            "suspendedUntil" => &[C::Id],
             _ => return None,
         })
     }
@@ -154,6 +155,21 @@ impl User {
                 .await
                 .map_err(crate::error::AppError::from)?,
             )),
+            _ => Ok(None),
+        }
+    }
+    /// Until when the account is suspended; null when it is not. Visible to its owner and
+    /// to admins only, null for anyone else.
+    async fn suspended_until(
+        &self,
+        c: &Context<'_>,
+    ) -> async_graphql::Result<Option<DateTime<Utc>>> {
+        let (services, viewer) = ctx(c)?;
+        match &viewer.actor {
+            Some(a) if a.id == self.0.id || a.is_admin() => Ok(Box::pin(
+                crate::services::suspension::suspended_until(services, self.0.id),
+            )
+            .await?),
             _ => Ok(None),
         }
     }

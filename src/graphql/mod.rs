@@ -25,6 +25,8 @@ pub mod plain;
 pub mod scalars;
 pub mod schema;
 pub mod suggestions;
+// Suspending accounts, ending their sessions.
+pub mod suspension;
 pub mod updates;
 
 pub use schema::{build_schema, build_trusted_schema, build_ws_schema, ConveneSchema};

@@ -93,6 +93,10 @@ pub enum ModerationActionKind {
     ReportDismissed,
     /// Upheld a report (and hid the item).
     ReportUpheld,
+    /// Suspended an account (the reason says until when and why).
+    Suspend,
+    /// Lifted an account's suspension.
+    Unsuspend,
 }
 
 pub struct Report(pub report::Model);

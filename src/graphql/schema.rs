@@ -12,6 +12,7 @@ use super::moderation::{ModerationMutation, ModerationQuery};
 use super::notification_prefs::{NotificationPrefsMutation, NotificationPrefsQuery};
 use super::notifications::{NotificationMutation, NotificationQuery, NotificationSubscription};
 use super::suggestions::{SuggestionMutation, SuggestionQuery, SuggestionSubscription};
+use super::suspension::SuspensionMutation;
 use super::updates::{UpdateMutation, UpdateQuery};
 use crate::config::GraphqlSettings;
 
@@ -52,6 +53,8 @@ pub struct Mutation(
     // The viewer's notifications.
     NotificationMutation,
     NotificationPrefsMutation,
+    // Suspending accounts, ending their sessions.
+    SuspensionMutation,
 );
 
 /// Every subscription, merged from the domain modules (served over WebSocket at

@@ -82,6 +82,12 @@ impl FromRequestParts<AppState> for Viewer {
                 Ok(viewer)
             }
             Err(TokenRefusal::Unauthenticated(m)) => Err(unauthenticated(headers, &m)),
+            Err(TokenRefusal::Forbidden(m)) => Err(error_response(
+                StatusCode::FORBIDDEN,
+                &m,
+                "FORBIDDEN",
+                wants_graphql_response(headers),
+            )),
             Err(TokenRefusal::Internal) => Err(error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error",
@@ -96,6 +102,9 @@ impl FromRequestParts<AppState> for Viewer {
 pub(crate) enum TokenRefusal {
     /// Bad, expired, or its session ended: the message says which.
     Unauthenticated(String),
+    /// A sound token of an account that may not act now (suspended): the message says
+    /// until when. Logging in again would not help, so it is not UNAUTHENTICATED.
+    Forbidden(String),
     /// The lookup failed (logged).
     Internal,
 }
@@ -117,6 +126,7 @@ pub(crate) async fn actor_for_token(
     match accounts::authenticate(&state.services, &claims).await {
         Ok(actor) => Ok((actor, claims.exp)),
         Err(AppError::Unauthenticated(m)) => Err(TokenRefusal::Unauthenticated(m)),
+        Err(AppError::Forbidden(m)) => Err(TokenRefusal::Forbidden(m)),
         Err(e) => {
             tracing::error!(error = ?e, "authenticating a request failed");
             Err(TokenRefusal::Internal)

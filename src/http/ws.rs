@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::graphql::{operation_type, with_codes};
 use super::viewer::{actor_for_token, client_ip, TokenRefusal};
@@ -72,6 +73,20 @@ pub struct Sockets {
     /// Cancelled when the server stops: every socket closes with 1001 so that clients
     /// reconnect (to another instance).
     closing: CancellationToken,
+    /// Signed-in sockets by account: their session, and a token cancelled when that
+    /// session ends (`Event::SessionsEnded`), so a suspended or logged-out account's
+    /// sockets close at once, not when the access token they signed in with expires.
+    signed_in: Mutex<HashMap<Uuid, Vec<SignedIn>>>,
+    /// Numbers the signed-in sockets, to find each one's entry again.
+    next_socket: AtomicU64,
+    /// Set once the task that hears ended sessions runs.
+    watching: std::sync::OnceLock<()>,
+}
+
+struct SignedIn {
+    socket: u64,
+    session: Uuid,
+    ended: CancellationToken,
 }
 
 impl Sockets {
@@ -81,6 +96,54 @@ impl Sockets {
             open: AtomicUsize::new(0),
             per_address: Mutex::new(HashMap::new()),
             closing: CancellationToken::new(),
+            signed_in: Mutex::new(HashMap::new()),
+            next_socket: AtomicU64::new(0),
+            watching: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Watches a signed-in socket's session: the token is cancelled when it ends. Called
+    /// before the session is checked in the database, so an end committed after the check
+    /// is heard. The first call starts the one task per instance that hears them.
+    fn watch(self: &Arc<Self>, events: &crate::events::Events, user: Uuid, session: Uuid) -> Watch {
+        self.watching.get_or_init(|| {
+            let rx = events.subscribe();
+            tokio::spawn(hear_ended_sessions(
+                Arc::downgrade(self),
+                rx,
+                self.closing.clone(),
+            ));
+        });
+        let socket = self.next_socket.fetch_add(1, Ordering::Relaxed);
+        let ended = CancellationToken::new();
+        self.signed_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(user)
+            .or_default()
+            .push(SignedIn {
+                socket,
+                session,
+                ended: ended.clone(),
+            });
+        Watch {
+            sockets: self.clone(),
+            user,
+            socket,
+            ended,
+        }
+    }
+
+    /// Ends the sockets of `user`'s sessions that ended.
+    fn sessions_ended(&self, user: Uuid, only: Option<Uuid>, except: Option<Uuid>) {
+        let signed_in = self
+            .signed_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in signed_in.get(&user).into_iter().flatten() {
+            if only.is_none_or(|o| o == s.session) && except != Some(s.session) {
+                s.ended.cancel();
+            }
         }
     }
 
@@ -92,6 +155,63 @@ impl Sockets {
     /// Sockets open now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// Hears ended sessions for as long as the instance's sockets live.
+async fn hear_ended_sessions(
+    sockets: std::sync::Weak<Sockets>,
+    mut rx: tokio::sync::broadcast::Receiver<crate::events::Event>,
+    closing: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = tokio::select! {
+            () = closing.cancelled() => return,
+            e = rx.recv() => e,
+        };
+        match event {
+            Ok(crate::events::Event::SessionsEnded {
+                user_id,
+                only,
+                except,
+            }) => match sockets.upgrade() {
+                Some(s) => s.sessions_ended(user_id, only, except),
+                None => return,
+            },
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "the socket sessions watcher fell behind the live events"
+                );
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A signed-in socket's place in [`Sockets::signed_in`], given back when the socket ends.
+struct Watch {
+    sockets: Arc<Sockets>,
+    user: Uuid,
+    socket: u64,
+    ended: CancellationToken,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut signed_in = self
+            .sockets
+            .signed_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(list) = signed_in.get_mut(&self.user) {
+            list.retain(|s| s.socket != self.socket);
+            if list.is_empty() {
+                signed_in.remove(&self.user);
+            }
+        }
     }
 }
 
@@ -312,6 +432,8 @@ struct Connection {
     expires: Option<Instant>,
     acked: bool,
     subscriptions: HashMap<String, JoinHandle<()>>,
+    /// The signed-in session's watch: its token is cancelled when the session ends.
+    watch: Option<Watch>,
 }
 
 fn error_payload(errors: &[ServerError]) -> serde_json::Value {
@@ -334,6 +456,7 @@ impl Connection {
             expires: None,
             acked: false,
             subscriptions: HashMap::new(),
+            watch: None,
         }
     }
 
@@ -420,7 +543,14 @@ impl Connection {
             let init_by = if self.acked { far() } else { init_deadline };
             let silent_by = answer_by.unwrap_or_else(far);
             let expires = self.expires.unwrap_or_else(far);
+            let ended = self.watch.as_ref().map(|w| w.ended.clone());
             let frame = tokio::select! {
+                () = async { match &ended { Some(e) => e.cancelled().await, None => std::future::pending().await } } => {
+                    return Close::new(
+                        code::FORBIDDEN,
+                        "FORBIDDEN: the session has ended; log in again",
+                    );
+                }
                 () = self.state.sockets.closing.cancelled() => {
                     return Close::new(code::GOING_AWAY, "the server is stopping; reconnect");
                 }
@@ -579,8 +709,15 @@ impl Connection {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| forbidden("authorization must be `Bearer <accessToken>`"))?;
+        // Watched before the database is asked, so an end committed after that is heard.
+        let watch = self.state.services.tokens.verify(token).ok().map(|claims| {
+            self.state
+                .sockets
+                .watch(&self.state.services.events, claims.sub, claims.sid)
+        });
         match actor_for_token(&self.state, token).await {
             Ok((actor, exp)) => {
+                self.watch = watch;
                 let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
                 self.expires =
                     Some(Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0)));
@@ -588,6 +725,9 @@ impl Connection {
                 Ok(())
             }
             Err(TokenRefusal::Unauthenticated(m)) => Err(forbidden(&m)),
+            Err(TokenRefusal::Forbidden(m)) => {
+                Err(Close::new(code::FORBIDDEN, format!("FORBIDDEN: {m}")))
+            }
             Err(TokenRefusal::Internal) => Err(Close::new(code::INTERNAL, "internal error")),
         }
     }

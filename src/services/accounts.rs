@@ -182,6 +182,7 @@ pub async fn sign_up(ctx: &Ctx, input: SignUp, ip: Option<&str>) -> AppResult<()
         email_verified_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+        suspended_until: Set(None),
     }
     .insert(&tx)
     .await;
@@ -255,6 +256,7 @@ pub async fn verify_email(ctx: &Ctx, token: &str) -> AppResult<user::Model> {
     // The link reached the mailbox: an undeliverable mark and its count are forgotten.
     deliverability::clear(&tx, user.id).await?;
     tx.commit().await?;
+    sessions_ended(ctx, user.id, None, None);
     Ok(user)
 }
 
@@ -314,6 +316,8 @@ pub async fn log_in(
         // The reserved attempt stays counted.
         return Err(wrong_credentials());
     };
+    // Told only to whoever knows the password, so the answer reveals nothing to a guesser.
+    refuse_suspended(&user)?;
 
     let rehashed = if verdict == Verified::YesNeedsRehash {
         Some(password::hash(raw_password.to_string()).await?)
@@ -402,7 +406,7 @@ async fn revoke_session<C: ConnectionTrait>(conn: &C, session_id: Uuid) -> AppRe
     Ok(())
 }
 
-async fn revoke_all_sessions<C: ConnectionTrait>(
+pub(crate) async fn revoke_all_sessions<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
     except: Option<Uuid>,
@@ -448,7 +452,16 @@ pub async fn refresh_session(ctx: &Ctx, presented: &str) -> AppResult<SessionTok
     if !claimed {
         tracing::warn!(session = %token.session_id, "refresh token reused: revoking its session");
         revoke_session(&tx, token.session_id).await?;
+        let owner = session::Entity::find_by_id(token.session_id)
+            .select_only()
+            .column(session::Column::UserId)
+            .into_tuple::<Uuid>()
+            .one(&tx)
+            .await?;
         tx.commit().await?;
+        if let Some(owner) = owner {
+            sessions_ended(ctx, owner, Some(token.session_id), None);
+        }
         return Err(AppError::Unauthenticated(
             "this refresh token was already used; the session has been ended".into(),
         ));
@@ -457,13 +470,15 @@ pub async fn refresh_session(ctx: &Ctx, presented: &str) -> AppResult<SessionTok
         .one(&tx)
         .await?
         .ok_or_else(invalid)?;
-    if session.revoked_at.is_some() || token.expires_at <= at {
-        return Err(invalid());
-    }
     let user = user::Entity::find_by_id(session.user_id)
         .one(&tx)
         .await?
         .ok_or_else(invalid)?;
+    // Before the session's own state, so a suspended account learns why it is out.
+    refuse_suspended(&user)?;
+    if session.revoked_at.is_some() || token.expires_at <= at {
+        return Err(invalid());
+    }
     let mut active = session.into_active_model();
     active.last_used_at = Set(at);
     let session = active.update(&tx).await?;
@@ -483,7 +498,16 @@ pub async fn log_out(ctx: &Ctx, presented: &str) -> AppResult<bool> {
         return Ok(false);
     };
     revoke_session(&tx, token.session_id).await?;
+    let owner = session::Entity::find_by_id(token.session_id)
+        .select_only()
+        .column(session::Column::UserId)
+        .into_tuple::<Uuid>()
+        .one(&tx)
+        .await?;
     tx.commit().await?;
+    if let Some(owner) = owner {
+        sessions_ended(ctx, owner, Some(token.session_id), None);
+    }
     Ok(true)
 }
 
@@ -491,7 +515,29 @@ pub async fn log_out_everywhere(ctx: &Ctx, actor: &Actor) -> AppResult<bool> {
     let tx = begin_write(&ctx.db).await?;
     revoke_all_sessions(&tx, actor.id, None).await?;
     tx.commit().await?;
+    sessions_ended(ctx, actor.id, None, None);
     Ok(true)
+}
+
+/// Tells every instance that sessions of `user_id` ended (after the commit that ended
+/// them), so that their open sockets close now rather than when their tokens expire.
+pub(crate) fn sessions_ended(ctx: &Ctx, user_id: Uuid, only: Option<Uuid>, except: Option<Uuid>) {
+    ctx.events.publish(crate::events::Event::SessionsEnded {
+        user_id,
+        only,
+        except,
+    });
+}
+
+/// FORBIDDEN, saying until when, for a suspended account.
+fn refuse_suspended(user: &user::Model) -> AppResult<()> {
+    match user.suspended_until {
+        Some(until) if user.is_suspended(now()) => Err(AppError::Forbidden(format!(
+            "this account is suspended until {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Mails a reset link to an account, or tells the address's owner that no account uses it.
@@ -606,6 +652,7 @@ pub async fn reset_password(ctx: &Ctx, token: &str, new_password: &str) -> AppRe
     throttle::clear_account(&tx, &user.email_normalized).await?;
     queue_password_changed(ctx, &tx, &user, used.id, true).await?;
     tx.commit().await?;
+    sessions_ended(ctx, user.id, None, None);
     Ok(user)
 }
 
@@ -642,6 +689,7 @@ pub async fn change_password(
     revoke_all_sessions(&tx, user.id, Some(actor.session_id)).await?;
     queue_password_changed(ctx, &tx, &user, Uuid::now_v7(), false).await?;
     tx.commit().await?;
+    sessions_ended(ctx, user.id, None, Some(actor.session_id));
     Ok(user)
 }
 
@@ -769,6 +817,9 @@ pub async fn set_role_by_email(ctx: &Ctx, raw_email: &str, role: Role) -> AppRes
 }
 
 /// Turns a verified access token into the acting account; the token dies with its session.
+/// This is the one place every request's account is resolved (HTTP and WebSocket), so a
+/// suspended account is refused here, for reading and writing alike, on its next request:
+/// the row read anyway carries `suspended_until`, so the check costs nothing.
 pub async fn authenticate(ctx: &Ctx, claims: &Claims) -> AppResult<Actor> {
     let ended = || AppError::Unauthenticated("this session has ended; log in again".into());
     let found = session::Entity::find_by_id(claims.sid)
@@ -776,7 +827,11 @@ pub async fn authenticate(ctx: &Ctx, claims: &Claims) -> AppResult<Actor> {
         .one(&ctx.db)
         .await?;
     match found {
-        Some((session, Some(user))) if session.revoked_at.is_none() && user.id == claims.sub => {
+        Some((session, Some(user))) if user.id == claims.sub => {
+            refuse_suspended(&user)?;
+            if session.revoked_at.is_some() {
+                return Err(ended());
+            }
             Ok(Actor {
                 id: user.id,
                 session_id: session.id,

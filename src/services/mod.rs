@@ -24,6 +24,8 @@ pub mod page;
 pub mod revisions;
 pub mod seed;
 pub mod suggestions;
+// Suspending accounts, ending their sessions.
+pub mod suspension;
 pub mod throttle;
 pub mod toggle;
 pub mod unsubscribe;

@@ -588,6 +588,7 @@ async fn a_digest_run_costs_the_same_statements_for_3_people_or_50() {
             email_verified_at: Some(now),
             created_at: now,
             updated_at: now,
+            suspended_until: None,
         })
     }))
     .exec_without_returning(&h.app.db)

@@ -47,6 +47,8 @@ mod sockets;
 // GraphQL subscriptions over WebSocket.
 mod subscriptions;
 mod suggestions;
+// Suspending accounts and ending sessions (issue 23).
+mod suspension;
 // Following threads (issue 10).
 mod thread_follows;
 mod throttling;

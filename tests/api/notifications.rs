@@ -557,6 +557,7 @@ async fn followers(h: &Harness, commitment: &str, n: usize) -> Vec<uuid::Uuid> {
                 email_verified_at: Some(at),
                 created_at: at,
                 updated_at: at,
+                suspended_until: None,
             })
         });
         user::Entity::insert_many(users)

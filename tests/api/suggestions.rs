@@ -827,6 +827,7 @@ async fn bulk_suggestions(
             email_verified_at: Set(Some(now)),
             created_at: Set(now),
             updated_at: Set(now),
+            suspended_until: Set(None),
         }
         .insert(db)
         .await
