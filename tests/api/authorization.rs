@@ -99,6 +99,8 @@ enum On {
     EndsSessions,
     /// A new account, signed up but not verified: `@token` is its verification token.
     NewAccount,
+    /// A new verified account that is none of the viewers: `@user`.
+    Bystander,
     /// A new session of the viewer's own account: `@refresh`.
     OwnSession,
     /// A password-reset token for the viewer's own account: `@token` (everyone logs in
@@ -170,6 +172,9 @@ const MUTATIONS: &[Row] = &[
     row(EndsSessions, r#"changePassword(input: {currentPassword: @password, newPassword: @password})"#,   [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
     row(World,       r#"updateProfile(input: {bio: "Reads the register weekly."})"#,                      [UNA, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES, YES]),
     row(World,       r#"setUserRole(input: {userId: @member, role: MEMBER})"#,                            [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
+    row(Bystander,   r#"suspendUser(input: {userId: @user, until: "2099-01-01T00:00:00Z", reason: "policy"})"#, [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
+    row(World,       r#"unsuspendUser(userId: @member)"#,                                                  [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
+    row(Bystander,   r#"endSessionsOf(userId: @user)"#,                                                    [UNA, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, FBD, YES, FBD]),
 
     // Commitments: officials and admins keep the plan; anyone verified follows it.
     row(World,       r#"createCommitment(input: {reference: @newReference, title: "A new commitment", description: "Made by a policy cell."})"#,
@@ -789,6 +794,15 @@ impl World {
                 let r = self.app.sign_up(&email, "Newcomer").await;
                 assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
                 ids.insert("token", self.mailed_token(&email, "verify_email", 0).await);
+            }
+            On::Bystander => {
+                self.serial += 1;
+                let email = format!("bystander{}@policy.example.org", self.serial);
+                let r = self.app.sign_up(&email, "Bystander").await;
+                assert_eq!(r["data"]["signUp"]["accepted"], true, "{r}");
+                let token = self.mailed_token(&email, "verify_email", 0).await;
+                self.app.verify_email(&token).await;
+                ids.insert("user", self.app.logged_in(&email).await.user_id);
             }
             On::OwnSession => {
                 let s = self.app.logged_in(&self.emails[&who]).await;
