@@ -112,8 +112,8 @@ mod digest {
     use convene::entities::notification::{self, Kind, SubjectType};
     use convene::entities::{commitment, suggestion};
     use convene::jobs::digest::run_once;
-    use convene::jobs::outbox::OutboxWorker;
     use convene::mail::{Mailer, MemoryTransport, Templates};
+    use convene::outbox::OutboxWorker;
 
     const COMMITMENTS: usize = 20;
     const SUGGESTIONS: usize = 200;

@@ -15,6 +15,7 @@ pub mod graphql;
 pub mod http;
 pub mod jobs;
 pub mod mail;
+pub mod outbox;
 pub mod services;
 pub mod startup;
 pub mod telemetry;

@@ -30,8 +30,8 @@ use crate::config::Settings;
 use crate::domain::Markdown;
 use crate::graphql::limits::QueryGate;
 use crate::graphql::{build_schema, ConveneSchema};
-use crate::jobs::outbox::OutboxWorker;
 use crate::mail::{Mailer, MemoryTransport};
+use crate::outbox::OutboxWorker;
 use crate::services::Ctx;
 
 /// What every handler shares.

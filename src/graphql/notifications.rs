@@ -158,7 +158,8 @@ impl Notification {
             }
         })
     }
-    /// A short sentence saying what happened.
+    /// A short sentence saying what happened, as it stands now: a hidden item, or one the
+    /// viewer may no longer see, shows as "[hidden by a moderator]".
     async fn text(&self) -> &str {
         &self.0.text
     }
@@ -248,7 +249,11 @@ impl NotificationQuery {
         let actor = viewer.require()?;
         let page = PageRequest::parse(first, after.as_deref())?;
         let unread_only = unread_only.unwrap_or(false);
-        let found = service::list(services, actor, &page, unread_only).await?;
+        let mut found = service::list(services, actor, &page, unread_only).await?;
+        // Texts as the viewer may see them now, for the whole page at once.
+        let (cursors, rows): (Vec<_>, Vec<_>) = found.items.into_iter().unzip();
+        let rows = crate::outbox::render::with_texts(&services.db, rows).await?;
+        found.items = cursors.into_iter().zip(rows).collect();
         let (s, id) = (services.clone(), actor.id);
         Ok(NotificationConnection::new(
             found,
@@ -325,7 +330,14 @@ impl NotificationSubscription {
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     };
                     // Read again, as the viewer's own.
-                    match service::find_own(&services, me, id).await {
+                    let found = match service::find_own(&services, me, id).await {
+                        Ok(Some(n)) => crate::outbox::render::with_texts(&services.db, vec![n])
+                            .await
+                            .map(|mut rows| rows.pop())
+                            .map_err(crate::error::AppError::from),
+                        other => other,
+                    };
+                    match found {
                         Ok(Some(n)) => return Some((Notification(n), events)),
                         Ok(None) => continue,
                         Err(e) => {

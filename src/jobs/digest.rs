@@ -28,9 +28,10 @@ use crate::entities::notification_preference::{self, EmailPreference};
 use crate::entities::{
     commitment, commitment_update, meetup, post, suggestion, thread, user, working_group,
 };
+use crate::outbox::render::Rendered;
+use crate::outbox::write::NewMail;
 use crate::services::notification_prefs::{self, Prefs};
 use crate::services::notifications::{in_chunks, CHUNK};
-use crate::services::outbox::NewMail;
 use crate::services::unsubscribe::{self, Scope};
 use crate::services::{deliverability, Ctx};
 
@@ -391,6 +392,7 @@ fn payload(
     display_name: &str,
     items: &[&notification::Model],
     subjects: &Subjects,
+    rendered: &HashMap<Uuid, Rendered>,
 ) -> Value {
     let base = settings.public.base_url.as_str();
     let mut sorted: Vec<&notification::Model> = items.to_vec();
@@ -400,6 +402,9 @@ fn payload(
     // Sections in the order of their first (newest) item.
     let mut order: Vec<Section> = Vec::new();
     let mut by_section: HashMap<Section, Vec<Value>> = HashMap::new();
+    // A thread's heading is its title as this reader may see it (the marker when the
+    // thread is hidden or in a private group they left).
+    let mut thread_titles: HashMap<Section, String> = HashMap::new();
     for n in &sorted {
         let (section, path) = subjects.place_of(n);
         let at = n.created_at.with_timezone(&person.tz);
@@ -407,8 +412,14 @@ fn payload(
             order.push(section.clone());
             Vec::new()
         });
+        let shown = rendered.get(&n.id);
+        if let (Section::Thread(_), Some(Rendered { title: Some(t), .. })) = (&section, shown) {
+            thread_titles
+                .entry(section.clone())
+                .or_insert_with(|| t.clone());
+        }
         entry.push(json!({
-            "text": n.text,
+            "text": shown.map_or(n.text.as_str(), |r| r.text.as_str()),
             "url": link(base, &path),
             "at": at.format("%-d %b %H:%M").to_string(),
             "kind": sea_orm::ActiveEnum::to_value(&n.kind),
@@ -417,7 +428,10 @@ fn payload(
     let sections: Vec<Value> = order
         .iter()
         .map(|section| {
-            let (title, path, kind) = subjects.heading(section);
+            let (mut title, path, kind) = subjects.heading(section);
+            if let Some(shown) = thread_titles.get(section) {
+                title = shown.clone();
+            }
             json!({
                 "title": title,
                 "url": link(base, &path),
@@ -529,6 +543,9 @@ async fn run_batch(
         .flat_map(|p| p.include.iter().copied())
         .collect();
     let subjects = resolve(&tx, &included).await?;
+    // Each item's text as its reader may see it now, for the whole batch at once.
+    let owned: Vec<notification::Model> = included.iter().map(|n| (*n).clone()).collect();
+    let rendered = crate::outbox::render::notifications(&tx, &owned).await?;
 
     // The mails, in one statement; a key already there (another instance, or an earlier
     // digest today) is not queued again, and that person's items stay as they are.
@@ -545,11 +562,11 @@ async fn run_batch(
                 idempotency_key: digest_key(d),
                 recipient: email.to_string(),
                 template: TEMPLATE.to_string(),
-                payload: payload(settings, keys, d, name, include, &subjects),
+                payload: payload(settings, keys, d, name, include, &subjects, &rendered),
             },
         )
         .collect();
-    let queued_keys = crate::services::outbox::enqueue_mails(&tx, mails).await?;
+    let queued_keys = crate::outbox::write::enqueue_mails(&tx, mails).await?;
     // Items leave the queue only with the mail that lists them. The day is recorded for
     // everyone planned: a key already there means that day's digest exists.
     let mut done_ids = drop_ids;

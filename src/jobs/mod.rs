@@ -2,6 +2,5 @@
 //! `convene serve` by default, or alone as `convene worker`.
 
 pub mod digest;
-pub mod outbox;
 pub mod reminders;
 pub mod trending;

@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{deliverability, outbox, throttle, Ctx};
+use super::{deliverability, throttle, Ctx};
 use crate::auth::password::{self, Verified};
 use crate::auth::tokens::{random_token, token_hash, Claims};
 use crate::auth::Actor;
@@ -19,6 +19,8 @@ use crate::entities::email_token::{self, Purpose};
 use crate::entities::user::{self, Role, Sector};
 use crate::entities::{refresh_token, session};
 use crate::error::{AppError, AppResult};
+use crate::outbox::event::OutboxEvent;
+use crate::outbox::write as outbox;
 
 pub struct SignUp {
     pub email: String,
@@ -782,12 +784,14 @@ pub async fn set_user_role(
             },
         )
         .await?;
-        outbox::enqueue_notification(
+        outbox::enqueue_event(
             &tx,
-            &format!("role_changed:{}:{}", user.id, Uuid::now_v7()),
-            user.id,
-            "role_changed",
-            json!({ "user_id": user.id, "role": role_name(role), "actor_id": actor.id }),
+            &OutboxEvent::RoleChanged {
+                user_id: user.id,
+                role: role_name(role).to_string(),
+                actor_id: Some(actor.id),
+                change: Uuid::now_v7(),
+            },
         )
         .await?;
     }

@@ -21,15 +21,12 @@ use serde_json::json;
 use url::{Host, Url};
 use uuid::Uuid;
 
-use super::{groups, outbox, Ctx};
+use super::{groups, Ctx};
 use crate::auth::Actor;
 use crate::config::Settings;
 use crate::db::{begin_write, now};
 use crate::entities::{group_channel, working_group, working_group_commitment};
 use crate::error::{AppError, AppResult};
-
-/// The outbox template of a channel message (its kind is `outbox::KIND_CHANNEL`).
-pub const TEMPLATE: &str = "channel";
 
 /// Longest webhook URL accepted.
 pub const URL_MAX: usize = 2048;
@@ -319,42 +316,6 @@ pub async fn view(ctx: &Ctx, access: &groups::Access) -> AppResult<Option<Channe
     Ok(Some(ChannelView::of(row.as_ref())))
 }
 
-/// Queues `text` for the channels of those of `group_ids` that have one, in the caller's
-/// transaction: one outbox row per group, keyed by the event and the group, so an event is
-/// posted to a channel once. The row names the group, not the URL. Returns how many were
-/// queued.
-pub async fn enqueue<C: ConnectionTrait>(
-    conn: &C,
-    group_ids: &[Uuid],
-    event_key: &str,
-    text: &str,
-) -> AppResult<usize> {
-    if group_ids.is_empty() {
-        return Ok(0);
-    }
-    let connected: Vec<Uuid> = group_channel::Entity::find()
-        .select_only()
-        .column(group_channel::Column::WorkingGroupId)
-        .filter(group_channel::Column::WorkingGroupId.is_in(group_ids.iter().copied()))
-        .into_tuple()
-        .all(conn)
-        .await?;
-    let mut queued = 0;
-    for group in connected {
-        if outbox::enqueue_channel(
-            conn,
-            &format!("channel:{event_key}:{group}"),
-            group,
-            json!({ "text": text }),
-        )
-        .await?
-        {
-            queued += 1;
-        }
-    }
-    Ok(queued)
-}
-
 /// The groups working on `commitment_id`.
 pub async fn linked_groups<C: ConnectionTrait>(
     conn: &C,
@@ -416,12 +377,25 @@ pub fn link(url: &str, title: &str) -> String {
     format!("<{}|{}>", url, escape(title).replace('|', "¦"))
 }
 
-/// The messages, one per event. Titles are user text: escaped, and linked through
-/// `public.base_url`.
+/// The messages, one per event, rendered when they are posted. Titles are user text:
+/// escaped, linked through `public.base_url`, and a hidden item's title is the marker.
 pub mod text {
-    use super::{escape, link, Ctx};
+    use super::{escape, link};
     use crate::entities::{meetup, thread, working_group};
     use crate::services::moderation::HIDDEN_TITLE;
+
+    /// Links to Convene's pages (`public.base_url`).
+    pub struct Links<'a>(&'a str);
+
+    impl<'a> Links<'a> {
+        pub fn new(base_url: &'a str) -> Self {
+            Links(base_url.trim_end_matches('/'))
+        }
+
+        fn to(&self, path: &str) -> String {
+            format!("{}/{}", self.0, path.trim_start_matches('/'))
+        }
+    }
 
     /// When a meet-up starts, in its own time zone.
     fn starts(m: &meetup::Model) -> String {
@@ -435,56 +409,67 @@ pub mod text {
         }
     }
 
-    pub fn meetup_scheduled(ctx: &Ctx, group: &working_group::Model, m: &meetup::Model) -> String {
+    fn thread_title(t: &thread::Model) -> &str {
+        if t.hidden {
+            HIDDEN_TITLE
+        } else {
+            &t.title
+        }
+    }
+
+    pub fn meetup_scheduled(
+        links: &Links<'_>,
+        group: &working_group::Model,
+        m: &meetup::Model,
+    ) -> String {
         format!(
             "New meet-up in {}: {} on {}",
             escape(&group.name),
-            link(&ctx.link(&format!("meetups/{}", m.id)), &m.title),
+            link(&links.to(&format!("meetups/{}", m.id)), &m.title),
             starts(m)
         )
     }
 
     pub fn outcomes_published(
-        ctx: &Ctx,
+        links: &Links<'_>,
         group: &working_group::Model,
         m: &meetup::Model,
     ) -> String {
         format!(
             "Outcomes published for {} in {}",
-            link(&ctx.link(&format!("meetups/{}", m.id)), &m.title),
+            link(&links.to(&format!("meetups/{}", m.id)), &m.title),
             escape(&group.name)
         )
     }
 
-    pub fn thread_started(ctx: &Ctx, group_name: &str, t: &thread::Model) -> String {
+    pub fn thread_started(links: &Links<'_>, group_name: &str, t: &thread::Model) -> String {
         format!(
             "New thread in {}: {}",
             escape(group_name),
-            link(&ctx.link(&format!("threads/{}", t.id)), &t.title)
+            link(&links.to(&format!("threads/{}", t.id)), thread_title(t))
         )
     }
 
     /// An official response on a suggestion (`status`: its new status, if it changed).
     pub fn suggestion_response(
-        ctx: &Ctx,
+        links: &Links<'_>,
         suggestion_id: uuid::Uuid,
         title: &str,
         hidden: bool,
         status: Option<&str>,
     ) -> String {
         let title = if hidden { HIDDEN_TITLE } else { title };
-        let url = ctx.link(&format!("suggestions/{suggestion_id}"));
+        let url = links.to(&format!("suggestions/{suggestion_id}"));
         match status {
             Some(s) => format!("Official response on {} (now {s})", link(&url, title)),
             None => format!("Official response on {}", link(&url, title)),
         }
     }
 
-    pub fn thread_response(ctx: &Ctx, t: &thread::Model) -> String {
-        let title = if t.hidden { HIDDEN_TITLE } else { &t.title };
+    pub fn thread_response(links: &Links<'_>, t: &thread::Model) -> String {
         format!(
             "Official response in {}",
-            link(&ctx.link(&format!("threads/{}", t.id)), title)
+            link(&links.to(&format!("threads/{}", t.id)), thread_title(t))
         )
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, outbox, toggle, Ctx};
+use super::{field, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::{Slug, Title};
@@ -21,6 +21,8 @@ use crate::entities::user::Role;
 use crate::entities::working_group::{self, JoinPolicy, Kind, Visibility};
 use crate::entities::{commitment, user, working_group_commitment};
 use crate::error::{AppError, AppResult};
+use crate::outbox::event::OutboxEvent;
+use crate::outbox::write as outbox;
 
 /// A group as one viewer stands to it.
 #[derive(Clone, Debug)]
@@ -624,17 +626,6 @@ pub async fn first_members<C: ConnectionTrait>(
         .await
 }
 
-fn event_payload(group: &working_group::Model, m: &membership::Model) -> serde_json::Value {
-    json!({
-        "working_group_id": group.id,
-        "working_group_slug": group.slug,
-        "working_group_name": group.name,
-        "membership_id": m.id,
-        "user_id": m.user_id,
-        "status": m.status.to_value(),
-    })
-}
-
 async fn set_status(
     tx: &DatabaseTransaction,
     m: membership::Model,
@@ -663,14 +654,12 @@ async fn request_event(
 ) -> AppResult<()> {
     outbox::enqueue_event(
         tx,
-        &format!(
-            "membership_requested:{}:{}",
-            m.id,
-            m.updated_at.timestamp_micros()
-        ),
-        group.id,
-        "membership_requested",
-        event_payload(group, m),
+        &OutboxEvent::MembershipRequested {
+            working_group_id: group.id,
+            user_id: m.user_id,
+            membership_id: Some(m.id),
+            day: Some(m.updated_at.date_naive()),
+        },
     )
     .await?;
     Ok(())
@@ -808,19 +797,16 @@ pub async fn decide(
         MemberStatus::Rejected
     };
     let m = set_status(&tx, m, status).await?;
-    let mut payload = event_payload(&group, &m);
-    payload["approved"] = json!(approve);
-    payload["decided_by"] = json!(actor.id);
-    outbox::enqueue_notification(
+    outbox::enqueue_event(
         &tx,
-        &format!(
-            "membership_decided:{}:{}",
-            m.id,
-            m.updated_at.timestamp_micros()
-        ),
-        m.user_id,
-        "membership_decided",
-        payload,
+        &OutboxEvent::MembershipDecided {
+            working_group_id: group.id,
+            membership_id: m.id,
+            user_id: m.user_id,
+            approved: approve,
+            decided_by: Some(actor.id),
+            at: m.updated_at.timestamp_micros(),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -885,18 +871,15 @@ pub async fn invite(
             .await?
         }
     };
-    let mut payload = event_payload(&group, &invited);
-    payload["invited_by"] = json!(actor.id);
-    outbox::enqueue_notification(
+    outbox::enqueue_event(
         &tx,
-        &format!(
-            "membership_invited:{}:{}",
-            invited.id,
-            invited.updated_at.timestamp_micros()
-        ),
-        user_id,
-        "membership_invited",
-        payload,
+        &OutboxEvent::MembershipInvited {
+            working_group_id: group.id,
+            membership_id: invited.id,
+            user_id,
+            invited_by: Some(actor.id),
+            at: invited.updated_at.timestamp_micros(),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -931,19 +914,16 @@ pub async fn set_role(
     a.role = Set(role);
     a.updated_at = Set(now());
     let updated = a.update(&tx).await?;
-    let mut payload = event_payload(&group, &updated);
-    payload["role"] = json!(updated.role.to_value());
-    payload["actor_id"] = json!(actor.id);
-    outbox::enqueue_notification(
+    outbox::enqueue_event(
         &tx,
-        &format!(
-            "member_role_changed:{}:{}",
-            updated.id,
-            updated.updated_at.timestamp_micros()
-        ),
-        updated.user_id,
-        "member_role_changed",
-        payload,
+        &OutboxEvent::MemberRoleChanged {
+            working_group_id: group.id,
+            membership_id: updated.id,
+            user_id: updated.user_id,
+            role: updated.role.to_value(),
+            actor_id: Some(actor.id),
+            at: updated.updated_at.timestamp_micros(),
+        },
     )
     .await?;
     tx.commit().await?;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::groups::{self, Access};
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, notification_mail, outbox, toggle, Ctx};
+use super::{field, toggle, Ctx};
 use crate::auth::Actor;
 use crate::calendar::{self, Method};
 use crate::db::{begin_write, now};
@@ -30,6 +30,8 @@ use crate::entities::{
     meetup_outcome, membership, outcome, user, working_group, working_group_commitment,
 };
 use crate::error::{AppError, AppResult};
+use crate::outbox::event::{ChannelMessage, MeetupMail, OutboxEvent};
+use crate::outbox::write as outbox;
 
 pub const TITLE_MIN: usize = 3;
 pub const TITLE_MAX: usize = 300;
@@ -296,42 +298,21 @@ fn mail_payload(
     p
 }
 
-/// A meet-up event's payload with what the worker needs to write each person's mail (see
-/// `services::notification_mail`): what the templates show and, with `method`, the
-/// invitation for those GOING and for the WAITLISTED.
-fn with_mail(
-    mut payload: serde_json::Value,
+/// What a meet-up event carries for each person's mail (see `outbox::mail`): what the
+/// templates show and, with `method`, the invitation for those GOING and for the
+/// WAITLISTED.
+fn event_mail(
     ctx: &Ctx,
     m: &meetup::Model,
     group: &working_group::Model,
     method: Option<Method>,
-) -> serde_json::Value {
-    payload[notification_mail::MAIL_KEY] = shown(ctx, m, group);
-    if let Some(method) = method {
-        payload[crate::mail::ICS_KEY] = json!(invitation(ctx, m, group, method, true));
-        payload[notification_mail::ICS_WAITLISTED_KEY] =
-            json!(invitation(ctx, m, group, method, false));
-        payload[crate::mail::ICS_METHOD_KEY] = json!(method.as_str());
+) -> MeetupMail {
+    MeetupMail {
+        mail: Some(shown(ctx, m, group)),
+        ics: method.map(|method| invitation(ctx, m, group, method, true)),
+        ics_waitlisted: method.map(|method| invitation(ctx, m, group, method, false)),
+        ics_method: method.map(|method| method.as_str().to_string()),
     }
-    payload
-}
-
-fn event_payload(ctx: &Ctx, m: &meetup::Model) -> serde_json::Value {
-    json!({
-        "meetup_id": m.id,
-        "working_group_id": m.working_group_id,
-        "title": m.title,
-        "starts_at": m.starts_at,
-        "ends_at": m.ends_at,
-        "sequence": m.sequence,
-        "meetup_url": ctx.link(&format!("meetups/{}", m.id)),
-    })
-}
-
-/// An event's payload naming who caused it, so that the fan-out leaves them out.
-fn with_actor(mut payload: serde_json::Value, actor: &Actor) -> serde_json::Value {
-    payload["actor_id"] = json!(actor.id);
-    payload
 }
 
 async fn group_of<C: ConnectionTrait>(
@@ -422,17 +403,19 @@ pub async fn schedule(ctx: &Ctx, actor: &Actor, input: NewMeetup) -> AppResult<m
     let created = m.into_active_model().insert(&tx).await?;
     outbox::enqueue_event(
         &tx,
-        &format!("meetup-scheduled:{}", created.id),
-        created.working_group_id,
-        "meetup_scheduled",
-        with_actor(event_payload(ctx, &created), actor),
+        &OutboxEvent::MeetupScheduled {
+            meetup_id: created.id,
+            working_group_id: created.working_group_id,
+            actor_id: Some(actor.id),
+        },
     )
     .await?;
-    super::channels::enqueue(
+    outbox::post_to_channels(
         &tx,
         &[created.working_group_id],
-        &format!("meetup-scheduled:{}", created.id),
-        &super::channels::text::meetup_scheduled(ctx, &access.group, &created),
+        ChannelMessage::MeetupScheduled {
+            meetup_id: created.id,
+        },
     )
     .await?;
     tx.commit().await?;
@@ -602,16 +585,12 @@ pub async fn update(
         let current = load(&tx, id).await?;
         outbox::enqueue_event(
             &tx,
-            &format!("meetup-changed:{id}:{}", current.sequence),
-            id,
-            "meetup_changed",
-            with_mail(
-                with_actor(event_payload(ctx, &current), actor),
-                ctx,
-                &current,
-                &group,
-                Some(Method::Request),
-            ),
+            &OutboxEvent::MeetupChanged {
+                meetup_id: id,
+                sequence: current.sequence,
+                actor_id: Some(actor.id),
+                mail: event_mail(ctx, &current, &group, Some(Method::Request)),
+            },
         )
         .await?;
     }
@@ -660,14 +639,16 @@ async fn promote(
         .await?;
     bump(tx, m.id, meetup::Column::GoingCount, k).await?;
     bump(tx, m.id, meetup::Column::WaitlistCount, -k).await?;
-    let event = Uuid::now_v7();
+    let promotion = Uuid::now_v7();
     for r in &first {
-        outbox::enqueue_notification(
+        outbox::enqueue_event(
             tx,
-            &format!("notify:meetup-promoted:{}:{}:{event}", m.id, r.user_id),
-            r.user_id,
-            "meetup_promoted",
-            with_mail(event_payload(ctx, m), ctx, m, group, Some(Method::Request)),
+            &OutboxEvent::MeetupPromoted {
+                meetup_id: m.id,
+                user_id: r.user_id,
+                promotion,
+                mail: event_mail(ctx, m, group, Some(Method::Request)),
+            },
         )
         .await?;
     }
@@ -706,16 +687,11 @@ pub async fn cancel(
     let group = access.group;
     outbox::enqueue_event(
         &tx,
-        &format!("meetup-cancelled:{id}"),
-        id,
-        "meetup_cancelled",
-        with_mail(
-            with_actor(event_payload(ctx, &current), actor),
-            ctx,
-            &current,
-            &group,
-            Some(Method::Cancel),
-        ),
+        &OutboxEvent::MeetupCancelled {
+            meetup_id: id,
+            actor_id: Some(actor.id),
+            mail: event_mail(ctx, &current, &group, Some(Method::Cancel)),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -1018,11 +994,13 @@ pub async fn publish_outcomes(
     am.updated_at = Set(at);
     let held = am.update(&tx).await?;
     // Posted to the group's own channel only, public outcomes or not.
-    super::channels::enqueue(
+    outbox::post_to_channels(
         &tx,
         &[held.working_group_id],
-        &format!("meetup-outcomes:{}", published.id),
-        &super::channels::text::outcomes_published(ctx, group, &held),
+        ChannelMessage::OutcomesPublished {
+            meetup_id: held.id,
+            outcome_id: published.id,
+        },
     )
     .await?;
     tx.commit().await?;
@@ -1151,15 +1129,17 @@ pub async fn queue_reminders(ctx: &Ctx, hours: i64) -> AppResult<u64> {
             .all(&ctx.db)
             .await?;
         let starts = m.starts_at.timestamp();
-        let payload = with_mail(event_payload(ctx, &m), ctx, &m, &group, None);
+        let mail = event_mail(ctx, &m, &group, None);
         for uid in going {
             // A notification event per person: its mail honours their preferences.
-            let new = outbox::enqueue_notification(
+            let new = outbox::enqueue_event(
                 &ctx.db,
-                &format!("meetup-reminder:{}:{uid}:{starts}", m.id),
-                uid,
-                "meetup_reminder",
-                payload.clone(),
+                &OutboxEvent::MeetupReminder {
+                    meetup_id: m.id,
+                    user_id: uid,
+                    starts,
+                    mail: mail.clone(),
+                },
             )
             .await?;
             queued += u64::from(new);

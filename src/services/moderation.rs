@@ -17,13 +17,12 @@ use sea_orm::{
     EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     SqlErr,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::account_limits::{self, Action as Budget};
 use super::moderation_log::{self, Entry};
 use super::page::{Cursor, Page, PageRequest};
-use super::{groups, outbox, Ctx};
+use super::{groups, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::entities::membership::{self, Role as MemberRole, Status as MemberStatus};
@@ -32,10 +31,11 @@ use crate::entities::report::{self, Reason, Resolution, Status, SubjectType};
 use crate::entities::user::{self, Role};
 use crate::entities::{commitment_update, post, suggestion, thread};
 use crate::error::{AppError, AppResult};
+use crate::outbox::event::OutboxEvent;
+use crate::outbox::write as outbox;
 
 pub const DETAILS_MAX: usize = 2_000;
 pub const NOTE_MAX: usize = 2_000;
-pub const EVENT_REPORT_FILED: &str = "report_filed";
 
 /// What hidden content shows to those who may not see it.
 pub const HIDDEN_TITLE: &str = "[hidden by a moderator]";
@@ -306,26 +306,18 @@ pub async fn file_report(
     // content inside a group, to the group's organisers.
     outbox::enqueue_event(
         &tx,
-        &format!("{EVENT_REPORT_FILED}:{}", created.id),
-        created.id,
-        EVENT_REPORT_FILED,
-        json!({
-            "audience": "moderators",
-            "report_id": created.id,
-            "actor_id": actor.id,
-            "subject_type": subject_type_str(subject.kind),
-            "subject_id": subject.id,
-            "working_group_id": subject.working_group_id,
-            "reason": reason_str(created.reason),
-            "link": ctx.link("moderation/reports"),
-        }),
+        &OutboxEvent::ReportFiled {
+            report_id: created.id,
+            actor_id: Some(actor.id),
+            working_group_id: subject.working_group_id,
+        },
     )
     .await?;
     tx.commit().await?;
     Ok(created)
 }
 
-fn subject_type_str(kind: SubjectType) -> &'static str {
+pub fn subject_type_str(kind: SubjectType) -> &'static str {
     match kind {
         SubjectType::Post => "POST",
         SubjectType::Thread => "THREAD",
@@ -335,7 +327,7 @@ fn subject_type_str(kind: SubjectType) -> &'static str {
     }
 }
 
-fn reason_str(reason: Reason) -> &'static str {
+pub fn reason_str(reason: Reason) -> &'static str {
     match reason {
         Reason::Spam => "SPAM",
         Reason::Abuse => "ABUSE",

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::columns::{decoded_once, positional, ColumnSet, Columns};
 use super::page::{Cursor, Page, PageRequest};
-use super::{account_limits, field, outbox, toggle, Ctx};
+use super::{account_limits, field, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::Title;
@@ -29,6 +29,8 @@ use crate::entities::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
+use crate::outbox::event::{ChannelMessage, OutboxEvent};
+use crate::outbox::write as outbox;
 
 pub const TITLE_MIN: usize = 5;
 pub const TITLE_MAX: usize = 200;
@@ -199,20 +201,11 @@ pub async fn create(
     // One row: the notification worker fans it out to the commitment's followers.
     outbox::enqueue_event(
         &tx,
-        &format!(
-            "{}:{}",
-            crate::services::notifications::EVENT_SUGGESTION_CREATED,
-            created.id
-        ),
-        commitment_id,
-        crate::services::notifications::EVENT_SUGGESTION_CREATED,
-        json!({
-            "suggestion_id": created.id,
-            "suggestion_title": created.title,
-            "commitment_id": commitment_id,
-            "commitment_reference": c.reference,
-            "actor_id": actor.id,
-        }),
+        &OutboxEvent::SuggestionCreated {
+            suggestion_id: created.id,
+            commitment_id,
+            actor_id: Some(actor.id),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -1112,7 +1105,6 @@ pub async fn publish_response(
     .await?;
 
     let suggestion_id = s.id;
-    let title = s.title.clone();
     let first_response = s.responded_at.is_none();
     let mut m = s.into_active_model();
     if let Some(next) = input.new_status {
@@ -1133,33 +1125,25 @@ pub async fn publish_response(
     // suggestion's followers and supporters.
     outbox::enqueue_event(
         &tx,
-        &format!("response_published:{}", response.id),
-        suggestion_id,
-        crate::services::notifications::EVENT_RESPONSE_PUBLISHED,
-        json!({
-            "suggestion_id": suggestion_id,
-            "suggestion_title": title,
-            "response_id": response.id,
-            "actor_id": actor.id,
-            "new_status": input.new_status.map(Status::as_str),
-            "duplicate_of_id": duplicate_of,
-            "audience_ids": merged_audience,
-            "link": ctx.link(&format!("suggestions/{suggestion_id}")),
-        }),
+        &OutboxEvent::ResponsePublished {
+            suggestion_id,
+            response_id: response.id,
+            actor_id: Some(actor.id),
+            new_status: input.new_status.map(|s| s.as_str().to_string()),
+            duplicate_of_id: duplicate_of,
+            audience_ids: merged_audience,
+        },
     )
     .await?;
     // Official responses are public: every group working on the commitment hears of it.
-    super::channels::enqueue(
+    outbox::post_to_channels(
         &tx,
         &super::channels::linked_groups(&tx, updated.commitment_id).await?,
-        &format!("response-published:{}", response.id),
-        &super::channels::text::suggestion_response(
-            ctx,
+        ChannelMessage::SuggestionResponse {
             suggestion_id,
-            &title,
-            updated.hidden,
-            input.new_status.map(Status::as_str),
-        ),
+            response_id: response.id,
+            new_status: input.new_status.map(|s| s.as_str().to_string()),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -1254,11 +1238,13 @@ pub async fn publish_thread_response(
         (None, Some(c)) => super::channels::linked_groups(&tx, c).await?,
         (None, None) => Vec::new(),
     };
-    super::channels::enqueue(
+    outbox::post_to_channels(
         &tx,
         &channel_groups,
-        &format!("response-published:{}", response.id),
-        &super::channels::text::thread_response(ctx, &updated),
+        ChannelMessage::ThreadResponse {
+            thread_id: updated.id,
+            response_id: response.id,
+        },
     )
     .await?;
     tx.commit().await?;

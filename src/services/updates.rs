@@ -10,12 +10,11 @@ use sea_orm::{
     EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::discussions::{insert_thread, NewThread};
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, outbox, toggle, Ctx};
+use super::{field, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::Title;
@@ -23,10 +22,11 @@ use crate::entities::commitment::Status as MilestoneStatus;
 use crate::entities::user::Role;
 use crate::entities::{commitment, commitment_update, milestone, thread};
 use crate::error::{AppError, AppResult};
+use crate::outbox::event::OutboxEvent;
+use crate::outbox::write as outbox;
 
 pub const TITLE_MAX: usize = 300;
 pub const BODY_MAX: usize = 20_000;
-pub const EVENT_PUBLISHED: &str = "commitment_update_published";
 
 /// An update to publish.
 pub struct NewUpdate {
@@ -111,19 +111,11 @@ pub async fn publish(ctx: &Ctx, actor: &Actor, input: NewUpdate) -> AppResult<Pu
     // commitment's followers.
     outbox::enqueue_event(
         &tx,
-        &format!("{EVENT_PUBLISHED}:{}", update.id),
-        c.id,
-        EVENT_PUBLISHED,
-        json!({
-            "commitment_id": c.id,
-            "commitment_reference": c.reference,
-            "commitment_title": c.title,
-            "update_id": update.id,
-            "update_title": update.title,
-            "author_id": actor.id,
-            "milestone_id": update.milestone_id,
-            "link": ctx.link(&format!("updates/{}", update.id)),
-        }),
+        &OutboxEvent::UpdatePublished {
+            update_id: update.id,
+            commitment_id: c.id,
+            author_id: Some(actor.id),
+        },
     )
     .await?;
     tx.commit().await?;

@@ -12,7 +12,8 @@ use convene::config::{MailTransportKind, SmtpTls};
 use convene::entities::outbox::{self, Status as OutboxStatus};
 use convene::entities::user::Role;
 use convene::entities::{meetup, membership, rsvp, working_group};
-use convene::services::{calendar_feeds, outbox::enqueue_mail, Ctx};
+use convene::outbox::enqueue_mail;
+use convene::services::{calendar_feeds, Ctx};
 use ical::parser::ical::component::{IcalCalendar, IcalEvent};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,

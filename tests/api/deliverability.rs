@@ -9,9 +9,9 @@
 
 use convene::config::{MailTransportKind, Settings, SmtpTls};
 use convene::entities::outbox::{self, Status};
-use convene::jobs::outbox::OutboxWorker;
 use convene::mail::Mailer;
-use convene::services::outbox::enqueue_mail;
+use convene::outbox::enqueue_mail;
+use convene::outbox::OutboxWorker;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 

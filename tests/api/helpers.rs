@@ -561,7 +561,7 @@ impl Harness {
         Harness { app, ctx }
     }
 
-    pub fn worker(&self) -> convene::jobs::outbox::OutboxWorker {
+    pub fn worker(&self) -> convene::outbox::OutboxWorker {
         let s = &self.app.settings;
         let mailer = convene::mail::Mailer::new(
             convene::mail::Templates::load().expect("templates"),
@@ -569,7 +569,7 @@ impl Harness {
             &s.mail.from,
             &s.public.base_url,
         );
-        convene::jobs::outbox::OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone())
+        convene::outbox::OutboxWorker::new(self.app.db.clone(), mailer, s.jobs.clone())
             .with_events(self.ctx.events.clone())
             .with_tokens(self.ctx.tokens.clone(), s.notifications.clone())
             .with_channels(convene::services::channels::Poster::new(s))

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use convene::config::{MailTransportKind, Settings, SmtpTls};
 use convene::entities::outbox::{self, Status};
-use convene::jobs::outbox::OutboxWorker;
 use convene::mail::Mailer;
-use convene::services::outbox::enqueue_mail;
+use convene::outbox::enqueue_mail;
+use convene::outbox::OutboxWorker;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::json;
 

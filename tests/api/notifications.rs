@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 use convene::entities::user::Role;
-use convene::jobs::outbox::OutboxWorker;
 use convene::mail::Mailer;
+use convene::outbox::OutboxWorker;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -580,7 +580,6 @@ async fn followers(h: &Harness, commitment: &str, n: usize) -> Vec<uuid::Uuid> {
 #[tokio::test]
 async fn a_fan_out_resumed_or_raced_delivers_exactly_once() {
     use convene::entities::outbox;
-    use convene::services::notifications;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
     let h = Harness::new().await;
@@ -605,9 +604,17 @@ async fn a_fan_out_resumed_or_raced_delivers_exactly_once() {
         .await
         .unwrap()
         .unwrap();
-    let mut plan = notifications::plan(&h.app.db, &row).await.unwrap();
+    let event =
+        convene::outbox::OutboxEvent::decode(&row.template, &row.recipient, &row.payload).unwrap();
+    let convene::outbox::plan::Delivery::Notify(mut plan) =
+        convene::outbox::plan::plan(&h.app.db, &event)
+            .await
+            .unwrap()
+    else {
+        panic!("an update notifies its followers");
+    };
     plan.audiences[0].people.truncate(1_200);
-    let first = notifications::insert_planned(&h.app.db, &row.idempotency_key, &plan)
+    let first = convene::outbox::notify::insert_planned(&h.app.db, &row.idempotency_key, &plan)
         .await
         .unwrap();
     assert_eq!(first.len(), 1_200);

@@ -413,16 +413,13 @@ async fn repeated_reset_requests_do_not_flood_a_mailbox() {
         .into_iter()
         .filter(|m| m.template == "password_reset")
         .count();
-    assert_eq!(resets, convene::services::outbox::MAILS_PER_HOUR as usize);
+    assert_eq!(resets, convene::outbox::MAILS_PER_HOUR as usize);
     let verifications = app
         .mails_to("ray@example.org")
         .into_iter()
         .filter(|m| m.template == "verify_email")
         .count();
-    assert_eq!(
-        verifications,
-        convene::services::outbox::MAILS_PER_HOUR as usize
-    );
+    assert_eq!(verifications, convene::outbox::MAILS_PER_HOUR as usize);
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 //! edits of the posts already in it (`FORBIDDEN`, as for replying: the author is not
 //! allowed, whatever the state of the post). Its authors may still delete their own posts.
 
+use crate::outbox::event::{ChannelMessage, OutboxEvent};
+use crate::outbox::write as outbox;
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
@@ -154,8 +156,6 @@ pub async fn start_thread(
     let body = parse_body(ctx, body)?;
     let tx = begin_write(&ctx.db).await?;
     account_limits::check(ctx, &tx, actor, Action::Thread).await?;
-    // The group a group thread is announced in (its own channel).
-    let mut group_name = None;
     let new = match place {
         Place::WorkingGroup(g) => {
             let access = groups::access(&tx, Some(actor), g).await?;
@@ -167,7 +167,6 @@ pub async fn start_thread(
                     "only the group's active members start threads in it".into(),
                 ));
             }
-            group_name = Some(access.group.name.clone());
             NewThread {
                 context: Context::WorkingGroup,
                 commitment_id: None,
@@ -196,14 +195,10 @@ pub async fn start_thread(
     };
     let t = insert_thread(&tx, new).await?;
     let first = insert_post(&tx, &t, None, actor.id, &body).await?;
-    if let (Some(g), Some(name)) = (t.working_group_id, &group_name) {
-        crate::services::channels::enqueue(
-            &tx,
-            &[g],
-            &format!("thread-started:{}", t.id),
-            &crate::services::channels::text::thread_started(ctx, name, &t),
-        )
-        .await?;
+    // A group thread is announced in its group's own channel.
+    if let Some(g) = t.working_group_id {
+        outbox::post_to_channels(&tx, &[g], ChannelMessage::ThreadStarted { thread_id: t.id })
+            .await?;
     }
     let t = thread::Entity::find_by_id(t.id)
         .one(&tx)
@@ -254,22 +249,14 @@ pub async fn reply(
     let created = insert_post(&tx, &t, parent.as_ref(), actor.id, &body).await?;
     // One row: the notification worker tells the author replied to and the thread's
     // other writers.
-    crate::services::outbox::enqueue_event(
+    outbox::enqueue_event(
         &tx,
-        &format!(
-            "{}:{}",
-            crate::services::notifications::EVENT_POST_ADDED,
-            created.id
-        ),
-        t.id,
-        crate::services::notifications::EVENT_POST_ADDED,
-        json!({
-            "thread_id": t.id,
-            "thread_title": t.title,
-            "post_id": created.id,
-            "parent_post_id": parent.as_ref().map(|p| p.id),
-            "actor_id": actor.id,
-        }),
+        &OutboxEvent::PostAdded {
+            thread_id: t.id,
+            post_id: created.id,
+            parent_post_id: parent.as_ref().map(|p| p.id),
+            actor_id: Some(actor.id),
+        },
     )
     .await?;
     tx.commit().await?;

@@ -16,13 +16,15 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelec
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::notify::NewRow;
+use super::plan::{recipients, Plan};
+use super::write::NewMail;
 use crate::auth::tokens::TokenKeys;
 use crate::config::NotificationSettings;
-use crate::entities::notification::{Kind, SubjectType};
+use crate::entities::notification::SubjectType;
 use crate::entities::notification_preference::EmailPreference;
 use crate::entities::{rsvp, user};
-use crate::services::notifications::{in_chunks, recipients, NewRow, Plan};
-use crate::services::outbox::NewMail;
+use crate::services::notifications::in_chunks;
 use crate::services::unsubscribe::{self, Scope};
 use crate::services::{deliverability, notification_prefs};
 
@@ -104,44 +106,25 @@ pub async fn decide<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// The meet-up template of a meet-up kind, or the generic one.
-pub fn template_for(kind: Kind) -> &'static str {
-    match kind {
-        Kind::MeetupChanged => "meetup_changed",
-        Kind::MeetupCancelled => "meetup_cancelled",
-        Kind::MeetupPromoted => "meetup_promoted",
-        Kind::MeetupReminder => "meetup_reminder",
-        _ => TEMPLATE,
-    }
-}
-
 fn str_at<'a>(p: &'a Value, key: &str) -> Option<&'a str> {
     p.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-/// The title of what an event is about, and the path (under `public.base_url`) of its page.
-pub fn subject_of(plan: &Plan, payload: &Value) -> (String, String) {
+/// The path (under `public.base_url`) of what an event is about. Its title is read when
+/// the mail is sent (`outbox::render::mail_payload`).
+pub fn path_of(plan: &Plan, payload: &Value) -> String {
     let id = plan.subject_id;
-    let title = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| str_at(payload, k))
-            .unwrap_or("")
-            .to_string()
-    };
     match plan.subject_type {
-        SubjectType::Suggestion => (title(&["suggestion_title"]), format!("suggestions/{id}")),
-        SubjectType::CommitmentUpdate => (title(&["update_title"]), format!("updates/{id}")),
-        SubjectType::Post => {
-            let path = match str_at(payload, "thread_id") {
-                Some(thread) => format!("threads/{thread}#post-{id}"),
-                None => format!("posts/{id}"),
-            };
-            (title(&["thread_title"]), path)
-        }
-        SubjectType::Meetup => (title(&["title"]), format!("meetups/{id}")),
-        SubjectType::WorkingGroup => (title(&["working_group_name"]), format!("groups/{id}")),
-        SubjectType::Report => ("A report".to_string(), format!("moderation/reports/{id}")),
-        SubjectType::User => ("Your account".to_string(), "account".to_string()),
+        SubjectType::Suggestion => format!("suggestions/{id}"),
+        SubjectType::CommitmentUpdate => format!("updates/{id}"),
+        SubjectType::Post => match str_at(payload, "thread_id") {
+            Some(thread) => format!("threads/{thread}#post-{id}"),
+            None => format!("posts/{id}"),
+        },
+        SubjectType::Meetup => format!("meetups/{id}"),
+        SubjectType::WorkingGroup => format!("groups/{id}"),
+        SubjectType::Report => format!("moderation/reports/{id}"),
+        SubjectType::User => "account".to_string(),
     }
 }
 
@@ -159,8 +142,7 @@ pub async fn queue_immediate<C: ConnectionTrait>(
         return Ok(0);
     }
     let audience_of: HashMap<Uuid, usize> = recipients(plan).into_iter().collect();
-    let (subject_title, path) = subject_of(plan, payload);
-    let link = format!("{}/{}", setup.base_url, path);
+    let link = format!("{}/{}", setup.base_url, path_of(plan, payload));
     let shown = payload.get(MAIL_KEY).and_then(Value::as_object);
     // Those WAITLISTED get the invitation without the online link.
     let waitlisted: HashSet<Uuid> = match (payload.get(ICS_WAITLISTED_KEY), plan.subject_type) {
@@ -198,8 +180,8 @@ pub async fn queue_immediate<C: ConnectionTrait>(
                 "display_name": name,
                 "notification_id": n.id,
                 "kind": sea_orm::ActiveEnum::to_value(&a.kind),
-                "text": a.text,
-                "subject_title": subject_title,
+                "text": "",
+                "subject_title": "",
                 "link": link,
                 "group_label": group.label(),
                 "unsubscribe_token": unsubscribe::token(&setup.keys, n.recipient_id, Scope::Group(group)),
@@ -222,12 +204,10 @@ pub async fn queue_immediate<C: ConnectionTrait>(
         mails.push(NewMail {
             idempotency_key: format!("notify-mail:{}", n.id),
             recipient: address.clone(),
-            template: template_for(a.kind).to_string(),
+            template: a.template.to_string(),
             payload: Value::Object(mail),
         });
     }
-    let queued = crate::services::outbox::enqueue_mails(conn, mails)
-        .await?
-        .len() as u64;
+    let queued = super::write::enqueue_mails(conn, mails).await?.len() as u64;
     Ok(queued)
 }

@@ -1,16 +1,24 @@
 //! Writing to the outbox: the one way anything leaves Convene. Rows are written in the
 //! caller's transaction, so a message exists exactly when the change that caused it does.
+//! Events go in as `OutboxEvent`s; `enqueue_mail` is for mail addressed as it is written
+//! (account mail, a person's own RSVP).
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect,
 };
 use uuid::Uuid;
 
+use super::event::{ChannelMessage, OutboxEvent};
 use crate::db::now;
+use crate::entities::group_channel;
 use crate::entities::outbox::{self, Status};
 use crate::error::AppResult;
 
 pub const KIND_EMAIL: &str = "email";
+
+/// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
+pub const CHUNK: usize = 1_000;
 
 /// Payload keys that carry a credential: a one-time token, or a link with one inside, or a
 /// meet-up's calendar attachment (`ics`, which may hold the meet-up's online link), or a
@@ -82,7 +90,7 @@ pub async fn enqueue_mails<C: ConnectionTrait>(
     let status: sea_orm::Value = sea_orm::ActiveEnum::to_value(&Status::Pending).into();
     let backend = conn.get_database_backend();
     let mut written = std::collections::HashSet::new();
-    for chunk in mails.chunks(crate::services::notifications::CHUNK) {
+    for chunk in mails.chunks(CHUNK) {
         let mut q = Query::insert();
         q.into_table(outbox::Entity)
             .columns([
@@ -174,71 +182,52 @@ async fn enqueue<C: ConnectionTrait>(
     Ok(matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
 
-pub const KIND_NOTIFICATION: &str = "notification";
-
-/// Queues an event for one account (by ID) to be turned into an in-app notification and,
-/// per the account's preferences, mail. Same idempotency rule as mail.
-pub async fn enqueue_notification<C: ConnectionTrait>(
-    conn: &C,
-    idempotency_key: &str,
-    user_id: Uuid,
-    event: &str,
-    payload: serde_json::Value,
-) -> AppResult<bool> {
+/// Queues `event` in the caller's transaction, as the row its kind, recipient and
+/// idempotency key say. An event whose key is already queued is not written again.
+/// Returns whether a new row was written.
+pub async fn enqueue_event<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> AppResult<bool> {
     enqueue(
         conn,
-        idempotency_key,
-        KIND_NOTIFICATION,
-        &user_id.to_string(),
-        event,
-        payload,
+        &event.idempotency_key(),
+        event.kind(),
+        &event.recipient(),
+        event.name(),
+        event.to_payload(),
     )
     .await
 }
 
-/// Queues one event whose audience is worked out when it is delivered (a meet-up scheduled
-/// in a group reaches the group's members; a change reaches those GOING and WAITLISTED):
-/// the request writes one row however large the audience, and the notification worker fans
-/// it out. `subject` is the row the event is about (the meet-up, the group).
-pub async fn enqueue_event<C: ConnectionTrait>(
+/// Queues `message` for the channels of those of `group_ids` that have one, in the
+/// caller's transaction: one row per group, keyed by the event and the group, so an event
+/// is posted to a channel once. The row names the group, never the webhook URL (a secret):
+/// the worker reads that when it posts, so a channel disconnected meanwhile gets nothing.
+/// Returns how many were queued.
+pub async fn post_to_channels<C: ConnectionTrait>(
     conn: &C,
-    idempotency_key: &str,
-    subject: Uuid,
-    event: &str,
-    payload: serde_json::Value,
-) -> AppResult<bool> {
-    enqueue(
-        conn,
-        idempotency_key,
-        KIND_NOTIFICATION,
-        &format!("audience:{subject}"),
-        event,
-        payload,
-    )
-    .await
-}
-
-pub const KIND_CHANNEL: &str = "channel";
-
-/// Queues a message for a working group's chat channel. The row names the group, never the
-/// webhook URL (a secret): the worker reads that when it posts, so a channel disconnected
-/// meanwhile gets nothing. Use `services::channels::enqueue`, which knows which groups have
-/// a channel.
-pub async fn enqueue_channel<C: ConnectionTrait>(
-    conn: &C,
-    idempotency_key: &str,
-    group_id: Uuid,
-    payload: serde_json::Value,
-) -> AppResult<bool> {
-    enqueue(
-        conn,
-        idempotency_key,
-        KIND_CHANNEL,
-        &group_id.to_string(),
-        crate::services::channels::TEMPLATE,
-        payload,
-    )
-    .await
+    group_ids: &[Uuid],
+    message: ChannelMessage,
+) -> AppResult<usize> {
+    if group_ids.is_empty() {
+        return Ok(0);
+    }
+    let connected: Vec<Uuid> = group_channel::Entity::find()
+        .select_only()
+        .column(group_channel::Column::WorkingGroupId)
+        .filter(group_channel::Column::WorkingGroupId.is_in(group_ids.iter().copied()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut queued = 0;
+    for working_group_id in connected {
+        let event = OutboxEvent::ChannelPost {
+            working_group_id,
+            message: message.clone(),
+        };
+        if enqueue_event(conn, &event).await? {
+            queued += 1;
+        }
+    }
+    Ok(queued)
 }
 
 #[cfg(test)]

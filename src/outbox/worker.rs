@@ -14,15 +14,18 @@ use sea_orm::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::event::{OutboxEvent, Undecodable, KIND_CHANNEL, KIND_NOTIFICATION};
+use super::mail::{self as notification_mail, Decisions, MailSetup};
+use super::plan::{plan, Delivery};
+use super::write::{redact_secrets, KIND_EMAIL};
+use super::{notify, render};
 use crate::config::JobSettings;
 use crate::db::{begin_write, now};
 use crate::entities::outbox::{self, Status};
 use crate::events::{Event, Events};
 use crate::mail::{is_permanent_failure, is_security_template, Mailer};
 use crate::services::channels::{self, Poster};
-use crate::services::notification_mail::{self, Decisions, MailSetup};
-use crate::services::outbox::{redact_secrets, KIND_CHANNEL, KIND_EMAIL, KIND_NOTIFICATION};
-use crate::services::{deliverability, notifications};
+use crate::services::deliverability;
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -47,6 +50,12 @@ pub struct OutboxWorker {
 #[derive(Debug, thiserror::Error)]
 #[error("address undeliverable")]
 struct AddressUndeliverable;
+
+/// Whether a channel message went out, and if not, why.
+enum Posted {
+    Yes,
+    No(&'static str),
+}
 
 /// Time a claimed batch needs beyond its delivery attempts: the database round trips and
 /// rendering, with room for a slow moment.
@@ -267,25 +276,28 @@ impl OutboxWorker {
     /// transaction, which commits only while this claim still holds the lease. Returns
     /// `Ok(false)` when the lease was lost (another worker owns the row now); the unique
     /// (event, recipient) key makes whatever either of them wrote count once.
-    async fn fan_out(&self, row: &outbox::Model, lease_token: Uuid) -> anyhow::Result<bool> {
+    async fn fan_out(
+        &self,
+        row: &outbox::Model,
+        event: &OutboxEvent,
+        lease_token: Uuid,
+    ) -> anyhow::Result<bool> {
         let tx = begin_write(&self.db).await?;
-        let plan = notifications::plan(&tx, row).await?;
+        let Delivery::Notify(plan) = plan(&tx, event).await? else {
+            anyhow::bail!("event {} notifies nobody", event.name());
+        };
         // Who is mailed now, who waits for the digest: decided before the rows are
         // written (they carry `digest_pending`), mailed only for the rows that are new.
         let decisions = match &self.notify_mail {
             Some(setup) => notification_mail::decide(&tx, setup, &plan).await?,
             None => Decisions::default(),
         };
-        let written = notifications::insert_planned_marking(
-            &tx,
-            &row.idempotency_key,
-            &plan,
-            &decisions.digest,
-        )
-        .await?;
+        let written =
+            notify::insert_planned_marking(&tx, &row.idempotency_key, &plan, &decisions.digest)
+                .await?;
         let mails = match &self.notify_mail {
             Some(setup) => {
-                let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+                let payload = event.to_payload();
                 notification_mail::queue_immediate(
                     &tx, setup, &plan, &payload, &written, &decisions,
                 )
@@ -327,12 +339,32 @@ impl OutboxWorker {
     }
 
     async fn deliver(&self, row: outbox::Model, lease_token: Uuid) -> anyhow::Result<()> {
-        if row.kind == KIND_NOTIFICATION {
-            match self.fan_out(&row, lease_token).await {
-                Ok(_) => return Ok(()),
-                // Recorded below as a failed attempt, retried with backoff.
-                Err(e) => return self.record(row, lease_token, Err(e)).await,
+        if row.kind == KIND_NOTIFICATION || row.kind == KIND_CHANNEL {
+            let event = match OutboxEvent::decode(&row.template, &row.recipient, &row.payload) {
+                Ok(e) if e.kind() == row.kind => e,
+                Ok(e) => {
+                    let wrong = Undecodable {
+                        template: row.template.clone(),
+                        reason: format!("event {} is not a {} row", e.name(), row.kind),
+                    };
+                    return self.record(row, lease_token, Err(wrong.into())).await;
+                }
+                // Given up at once (see `record`): it would fail the same way every time.
+                Err(e) => return self.record(row, lease_token, Err(e.into())).await,
+            };
+            if row.kind == KIND_NOTIFICATION {
+                return match self.fan_out(&row, &event, lease_token).await {
+                    Ok(_) => Ok(()),
+                    // Recorded below as a failed attempt, retried with backoff.
+                    Err(e) => self.record(row, lease_token, Err(e)).await,
+                };
             }
+            let result = match self.post_to_channel(&event).await {
+                Ok(Posted::Yes) => Ok(()),
+                Ok(Posted::No(why)) => return self.finish_unposted(&row, lease_token, why).await,
+                Err(e) => Err(e),
+            };
+            return self.record(row, lease_token, result).await;
         }
         let result = match row.kind.as_str() {
             KIND_EMAIL => {
@@ -342,42 +374,50 @@ impl OutboxWorker {
                 if suppressed {
                     Err(anyhow::Error::new(AddressUndeliverable))
                 } else {
-                    let payload: serde_json::Value =
+                    let mut payload: serde_json::Value =
                         serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+                    // A notification's mail says what its subject is now.
+                    render::mail_payload(&self.db, &mut payload).await?;
                     self.mailer
                         .send(&row.id.to_string(), &row.recipient, &row.template, &payload)
                         .await
                 }
             }
-            KIND_CHANNEL => match self.post_to_channel(&row).await {
-                Ok(true) => Ok(()),
-                Ok(false) => return self.finish_disconnected(&row, lease_token).await,
-                Err(e) => Err(e),
-            },
             other => Err(anyhow::anyhow!("unknown outbox kind {other:?}")),
         };
         self.record(row, lease_token, result).await
     }
 
     /// Posts a channel message to its group's webhook, read now (the row never holds the
-    /// URL). `Ok(false)`: the group has no channel any more, nothing was posted.
-    async fn post_to_channel(&self, row: &outbox::Model) -> anyhow::Result<bool> {
-        let group: Uuid = row.recipient.parse()?;
-        let Some(url) = channels::webhook_of(&self.db, group).await? else {
-            return Ok(false);
+    /// URL), with its text rendered now.
+    async fn post_to_channel(&self, event: &OutboxEvent) -> anyhow::Result<Posted> {
+        let OutboxEvent::ChannelPost {
+            working_group_id,
+            message,
+        } = event
+        else {
+            anyhow::bail!("event {} is no channel message", event.name());
         };
-        let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
-        let text = payload["text"].as_str().unwrap_or_default();
-        self.channels.post(&url, text).await?;
-        Ok(true)
+        let Some(url) = channels::webhook_of(&self.db, *working_group_id).await? else {
+            return Ok(Posted::No("channel disconnected; nothing posted"));
+        };
+        let Some(text) =
+            render::channel_text(&self.db, self.mailer.base_url(), *working_group_id, message)
+                .await?
+        else {
+            return Ok(Posted::No("its subject is gone; nothing posted"));
+        };
+        self.channels.post(&url, &text).await?;
+        Ok(Posted::Yes)
     }
 
-    /// A channel message whose group disconnected its channel before it was posted: done,
-    /// with a note saying nothing was posted.
-    async fn finish_disconnected(
+    /// A channel message that was not posted (its group disconnected its channel, or what
+    /// it was about is gone): done, with a note saying why nothing was posted.
+    async fn finish_unposted(
         &self,
         row: &outbox::Model,
         lease_token: Uuid,
+        why: &'static str,
     ) -> anyhow::Result<()> {
         outbox::Entity::update_many()
             .set(outbox::ActiveModel {
@@ -386,14 +426,14 @@ impl OutboxWorker {
                 lease_token: Set(None),
                 status: Set(Status::Sent),
                 sent_at: Set(Some(now())),
-                last_error: Set(Some("channel disconnected; nothing posted".into())),
+                last_error: Set(Some(why.into())),
                 ..Default::default()
             })
             .filter(outbox::Column::Id.eq(row.id))
             .filter(outbox::Column::LeaseToken.eq(lease_token))
             .exec(&self.db)
             .await?;
-        tracing::info!(id = %row.id, group = %row.recipient, "channel disconnected; message dropped");
+        tracing::info!(id = %row.id, group = %row.recipient, why, "channel message dropped");
         Ok(())
     }
 
@@ -421,6 +461,8 @@ impl OutboxWorker {
                 .as_ref()
                 .err()
                 .is_some_and(|e| e.is::<AddressUndeliverable>());
+        // A row that is no event fails the same way every time: it is not retried.
+        let undecodable = result.as_ref().err().is_some_and(|e| e.is::<Undecodable>());
         let finished = match &result {
             Ok(()) => {
                 update.status = Set(Status::Sent);
@@ -431,7 +473,8 @@ impl OutboxWorker {
             Err(e) => {
                 let message: String = format!("{e:#}").chars().take(2000).collect();
                 update.last_error = Set(Some(message));
-                if permanent || suppressed || attempts >= self.settings.max_attempts {
+                if permanent || suppressed || undecodable || attempts >= self.settings.max_attempts
+                {
                     update.status = Set(Status::Dead);
                     true
                 } else {
@@ -483,6 +526,9 @@ impl OutboxWorker {
             Err(e) => match retry_in {
                 Some(delay) => {
                     tracing::warn!(id = %row.id, attempts, retry_in_secs = delay.as_secs(), error = %format!("{e:#}"), "outbox delivery failed; will retry")
+                }
+                None if undecodable => {
+                    tracing::error!(id = %row.id, template = %row.template, error = %format!("{e:#}"), "outbox row cannot be decoded; given up without retrying")
                 }
                 None if suppressed => {
                     tracing::info!(id = %row.id, template = %row.template, "mail not sent: the address is marked undeliverable")
