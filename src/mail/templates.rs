@@ -64,7 +64,7 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         include_str!("../../templates/mail/meetup_cancelled/body.txt"),
         include_str!("../../templates/mail/meetup_cancelled/body.html"),
     ),
-    // The notification mail of any other event (see `services::notification_mail`).
+    // The notification mail of any other event (see `outbox::mail`).
     (
         "notification",
         include_str!("../../templates/mail/notification/subject.txt"),

@@ -186,8 +186,8 @@ pub enum OutboxEvent {
         at: i64,
     },
     /// An item was reported: the site's administrators hear and, for content inside a
-    /// group, its organisers. `report_id` is the item's first open report, so further
-    /// reports of an item already waiting for a moderator tell nobody again.
+    /// group, its organisers. Written only for the report that opens an item's case, so
+    /// further reports of an item already waiting for a moderator tell nobody again.
     ReportFiled {
         report_id: Uuid,
         actor_id: Option<Uuid>,
@@ -296,8 +296,7 @@ impl OutboxEvent {
 
     /// The idempotency key: one event is written, and heard, once. Writing an event whose
     /// key is already there changes nothing, which is what budgets the mail anyone can
-    /// trigger: a join request is heard once per person, group and day, and a report once
-    /// per item while it waits for a moderator.
+    /// trigger: a join request is heard once per person, group and day.
     pub fn idempotency_key(&self) -> String {
         match self {
             OutboxEvent::SuggestionCreated { suggestion_id, .. } => {

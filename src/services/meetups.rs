@@ -779,7 +779,9 @@ pub async fn rsvp(
             RsvpStatus::Going => {
                 outbox::enqueue_mail(
                     &tx,
-                    &format!("meetup-rsvp:{id}:{}:{}", actor.id, Uuid::now_v7()),
+                    // Once per person and status for this version of the meet-up: turning
+                    // an RSVP off and on again mails nobody again.
+                    &format!("meetup-rsvp:{id}:{}:{}", actor.id, m.sequence),
                     &email,
                     "meetup_rsvp",
                     mail_payload(ctx, &m, &group, &name, Some(Method::Request), true),
@@ -791,10 +793,7 @@ pub async fn rsvp(
                 p["position"] = json!(m.waitlist_count + 1);
                 outbox::enqueue_mail(
                     &tx,
-                    &format!(
-                        "meetup-waitlisted:{id}:{}:{}",
-                        actor.id, m.next_waitlist_seq
-                    ),
+                    &format!("meetup-waitlisted:{id}:{}:{}", actor.id, m.sequence),
                     &email,
                     "meetup_waitlisted",
                     p,

@@ -304,15 +304,26 @@ pub async fn file_report(
     })?;
     // One row: the notification worker fans it out to the site's administrators and, for
     // content inside a group, to the group's organisers.
-    outbox::enqueue_event(
-        &tx,
-        &OutboxEvent::ReportFiled {
-            report_id: created.id,
-            actor_id: Some(actor.id),
-            working_group_id: subject.working_group_id,
-        },
-    )
-    .await?;
+    // The moderators hear of an item once while it waits for them: only the report that
+    // opens its case (no other report of it open) tells them; further reports are listed
+    // for them, and mail nobody.
+    let open = report::Entity::find()
+        .filter(report::Column::SubjectType.eq(created.subject_type))
+        .filter(report::Column::SubjectId.eq(created.subject_id))
+        .filter(report::Column::Status.eq(Status::Open))
+        .count(&tx)
+        .await?;
+    if open == 1 {
+        outbox::enqueue_event(
+            &tx,
+            &OutboxEvent::ReportFiled {
+                report_id: created.id,
+                actor_id: Some(actor.id),
+                working_group_id: subject.working_group_id,
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(created)
 }

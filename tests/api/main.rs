@@ -38,6 +38,7 @@ mod notifications;
 // Notification mail: preferences, immediate mail, unsubscribing.
 mod notification_mail;
 mod outbox;
+mod outbox_events;
 mod pool;
 mod races;
 mod schema;
