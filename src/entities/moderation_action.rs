@@ -48,4 +48,6 @@ pub enum Action {
     Suspend,
     #[sea_orm(string_value = "UNSUSPEND")]
     Unsuspend,
+    #[sea_orm(string_value = "MEMBER_REMOVED")]
+    MemberRemoved,
 }

@@ -14,7 +14,7 @@ use crate::entities::working_group::Visibility as DbVisibility;
 use crate::entities::working_group::{self, JoinPolicy as DbJoinPolicy, Kind as DbKind};
 use crate::services::groups::{self as service, GroupChanges, GroupFilter, NewGroup};
 use crate::services::page::{Page, PageRequest};
-use crate::services::{calendar_feeds, channels};
+use crate::services::{access, calendar_feeds, channels};
 
 /// What kind of body a group is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -91,17 +91,17 @@ pub(crate) async fn viewer_access_to(
         Some(_) => loader(c)?.load_one(ViewerMembership(group.id)).await?,
         None => None,
     };
-    Ok(service::Access {
+    Ok(access::with_membership(
+        viewer.actor.as_ref(),
         group,
         membership,
-        admin: viewer.actor.as_ref().is_some_and(|a| a.is_admin()),
-    })
+    ))
 }
 
 impl WorkingGroup {
     /// Whether the viewer may see what a private group keeps to its members.
     pub async fn viewer_can_see_inside(&self, c: &Context<'_>) -> async_graphql::Result<bool> {
-        if self.0.visibility == DbVisibility::Public {
+        if access::open_inside(&self.0) {
             return Ok(true);
         }
         Ok(viewer_access_to(c, self.0.clone()).await?.can_see_inside())
@@ -188,7 +188,10 @@ impl WorkingGroup {
                     .unwrap_or_default();
                 Page::from_rows(rows, page.first, service::member_cursor)
             }
-            Some(_) => service::members(ctx(c)?.0, self.0.id, &page).await?,
+            Some(_) => {
+                let (services, viewer) = ctx(c)?;
+                service::members(services, viewer.actor.as_ref(), self.0.id, &page).await?
+            }
         };
         let total = u64::try_from(self.0.member_count).unwrap_or(0);
         Ok(Some(MembershipConnection::new(
@@ -213,9 +216,9 @@ impl WorkingGroup {
     /// null for anyone else, and `rotateCalendarUrl` replaces it.
     async fn calendar_url(&self, c: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let (services, _) = ctx(c)?;
-        let membership = match self.0.visibility {
-            DbVisibility::Public => None,
-            DbVisibility::Private => loader(c)?.load_one(ViewerMembership(self.0.id)).await?,
+        let membership = match access::open_inside(&self.0) {
+            true => None,
+            false => loader(c)?.load_one(ViewerMembership(self.0.id)).await?,
         };
         Ok(calendar_feeds::group_feed_url(
             services,
@@ -419,7 +422,8 @@ pub struct CreateWorkingGroupInput {
     pub kind: Option<WorkingGroupKind>,
     /// Who sees inside; PUBLIC when left out.
     pub visibility: Option<WorkingGroupVisibility>,
-    /// How people join; OPEN when left out.
+    /// How people join. When left out: REQUEST for a PRIVATE group, OPEN for a PUBLIC one
+    /// (a PRIVATE group joined OPENly is made only when OPEN is given here).
     pub join_policy: Option<JoinPolicy>,
     /// The commitments the group works on.
     pub commitment_ids: Option<Vec<ID>>,
@@ -443,7 +447,8 @@ pub struct UpdateWorkingGroupInput {
     pub kind: Option<WorkingGroupKind>,
     /// New visibility; making a group PUBLIC makes its outcomes public.
     pub visibility: Option<WorkingGroupVisibility>,
-    /// New join policy (existing requests and invitations stay).
+    /// New join policy (existing requests and invitations stay). Left out when an OPEN group
+    /// is made PRIVATE, the group becomes REQUEST.
     pub join_policy: Option<JoinPolicy>,
     /// The linked commitments, replacing the current ones.
     pub commitment_ids: Option<Vec<ID>>,
@@ -476,6 +481,22 @@ pub struct SetMemberRoleInput {
     pub membership_id: ID,
     /// The new role.
     pub role: MemberRole,
+}
+
+/// Removes someone from a group.
+#[derive(InputObject)]
+pub struct RemoveMemberInput {
+    /// The membership to end: an ACTIVE member's, or a PENDING request, or an invitation.
+    pub membership_id: ID,
+    /// Why, for the moderation log; at most 1,000 characters.
+    pub reason: Option<String>,
+}
+
+/// The answer to `removeMember`.
+#[derive(SimpleObject)]
+pub struct RemoveMemberPayload {
+    /// The membership as it was when it was ended (it no longer exists).
+    pub membership: Membership,
 }
 
 macro_rules! group_payload {
@@ -725,6 +746,25 @@ impl GroupMutation {
         let id = parse_id("membershipId", &input.membership_id)?;
         let m = service::set_role(services, actor, id, input.role.into()).await?;
         Ok(SetMemberRolePayload {
+            membership: Membership(m),
+        })
+    }
+
+    /// Removes someone from the group (its organisers and administrators; FORBIDDEN for
+    /// anyone else), logged in the moderation log with the reason. An ACTIVE member gives up
+    /// their RSVPs to the group's meet-ups still to come, and the waitlists move up.
+    /// BAD_USER_INPUT (`membershipId`) for one's own membership (leave instead); CONFLICT
+    /// for the group's last ACTIVE organiser.
+    async fn remove_member(
+        &self,
+        c: &Context<'_>,
+        #[graphql(desc = "Whom to remove, and why.")] input: RemoveMemberInput,
+    ) -> async_graphql::Result<RemoveMemberPayload> {
+        let (services, viewer) = ctx(c)?;
+        let actor = viewer.require()?;
+        let id = parse_id("membershipId", &input.membership_id)?;
+        let m = service::remove_member(services, actor, id, input.reason.as_deref()).await?;
+        Ok(RemoveMemberPayload {
             membership: Membership(m),
         })
     }

@@ -12,8 +12,8 @@ use crate::entities::meetup::{self, Status as DbStatus};
 use crate::entities::rsvp::Status as DbRsvpStatus;
 use crate::entities::{meetup_outcome, working_group};
 use crate::error::AppError;
+use crate::services::access::Access;
 use crate::services::calendar_feeds;
-use crate::services::groups::Access;
 use crate::services::meetups::{
     self as service, Filter, MeetupChanges, NewMeetup, NewOutcomes, RsvpView,
 };
@@ -109,25 +109,24 @@ impl Meetup {
     async fn address(&self) -> Option<&str> {
         self.0.address.as_deref()
     }
-    /// The link to join online. Null unless the viewer is GOING or organises the group.
+    /// The link to join online. Null unless the viewer may see inside the group and is
+    /// GOING or organises the group (a former member never sees it).
     async fn online_url(&self, c: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let Some(url) = &self.0.online_url else {
             return Ok(None);
         };
         let (_, viewer) = ctx(c)?;
-        let Some(actor) = &viewer.actor else {
+        if viewer.actor.is_none() {
+            return Ok(None);
+        }
+        let Some(access) = viewer_access(c, self.0.working_group_id).await? else {
             return Ok(None);
         };
-        let going = actor.is_admin()
-            || loader(c)?
-                .load_one(ViewerRsvp(self.0.id))
-                .await?
-                .is_some_and(|r| r.row.status == DbRsvpStatus::Going);
-        let shown = going
-            || viewer_access(c, self.0.working_group_id)
-                .await?
-                .is_some_and(|a| a.can_organise());
-        Ok(shown.then(|| url.clone()))
+        let going = loader(c)?
+            .load_one(ViewerRsvp(self.0.id))
+            .await?
+            .is_some_and(|r| r.row.status == DbRsvpStatus::Going);
+        Ok(access.may_see_online_url(going).then(|| url.clone()))
     }
     /// How many can attend; null for no limit.
     async fn capacity(&self) -> Option<i32> {
@@ -159,10 +158,10 @@ impl Meetup {
         let Some(o) = loader(c)?.load_one(OutcomeOf(self.0.id)).await? else {
             return Ok(None);
         };
-        if !o.public && !can_see_inside(c, o.working_group_id).await? {
-            return Ok(None);
-        }
-        Ok(Some(MeetupOutcome(o)))
+        let shown = viewer_access(c, o.working_group_id)
+            .await?
+            .is_some_and(|a| a.may_see_outcome(&o));
+        Ok(shown.then_some(MeetupOutcome(o)))
     }
     /// The viewer's calendar (`.ics`) URL for this meet-up: the same for everyone in a
     /// public group; in a private group a secret URL per member, null for anyone else.

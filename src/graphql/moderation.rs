@@ -97,6 +97,9 @@ pub enum ModerationActionKind {
     Suspend,
     /// Lifted an account's suspension.
     Unsuspend,
+    /// Removed someone from a working group (the subject is the account; the reason is the
+    /// organiser's).
+    MemberRemoved,
 }
 
 pub struct Report(pub report::Model);

@@ -14,8 +14,8 @@ use super::render::TITLE;
 use crate::entities::notification::{Kind, SubjectType};
 use crate::entities::{
     commitment, commitment_follow, membership, post, report, rsvp, thread, thread_follow, user,
-    working_group,
 };
+use crate::services::access::{self, Subject};
 use crate::services::moderation;
 use crate::services::notifications::{suggestion_audience, users_of};
 
@@ -125,30 +125,6 @@ async fn admins<C: ConnectionTrait>(conn: &C) -> Result<Vec<Uuid>, sea_orm::DbEr
     .await
 }
 
-/// Who may read the threads of `t`'s group when that group is private: its active members
-/// and the site's administrators. `None` when anyone may read the thread.
-async fn private_group_readers<C: ConnectionTrait>(
-    conn: &C,
-    t: Option<&thread::Model>,
-) -> Result<Option<HashSet<Uuid>>, sea_orm::DbErr> {
-    let Some(group_id) = t.and_then(|t| t.working_group_id) else {
-        return Ok(None);
-    };
-    let private = working_group::Entity::find_by_id(group_id)
-        .one(conn)
-        .await?
-        .is_some_and(|g| g.visibility != working_group::Visibility::Public);
-    if !private {
-        return Ok(None);
-    }
-    let mut readers: HashSet<Uuid> = group_members(conn, group_id, false)
-        .await?
-        .into_iter()
-        .collect();
-    readers.extend(admins(conn).await?);
-    Ok(Some(readers))
-}
-
 fn one(kind: Kind, text: String, person: Uuid) -> Vec<Audience> {
     vec![Audience::new(kind, text, vec![person])]
 }
@@ -231,7 +207,7 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> anyhow::
         } => {
             let the_thread = thread::Entity::find_by_id(*thread_id).one(conn).await?;
             // Replied to: the parent post's author, or the thread's for a top-level post.
-            let mut replied_to: Vec<Uuid> = match parent_post_id {
+            let replied_to: Vec<Uuid> = match parent_post_id {
                 Some(parent) => post::Entity::find_by_id(*parent)
                     .one(conn)
                     .await?
@@ -260,10 +236,9 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> anyhow::
                 .await?,
             );
             // A private group's thread reaches only those who may still read it.
-            if let Some(readers) = private_group_readers(conn, the_thread.as_ref()).await? {
-                replied_to.retain(|u| readers.contains(u));
-                posters.retain(|u| readers.contains(u));
-            }
+            let subject = Subject::Thread(*thread_id);
+            let replied_to = access::who_may_see(conn, subject, replied_to).await?;
+            let posters = access::who_may_see(conn, subject, posters).await?;
             Plan {
                 actor_id: *actor_id,
                 subject_type: SubjectType::Post,
@@ -289,7 +264,12 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> anyhow::
             audiences: vec![Audience::new(
                 Kind::MeetupScheduled,
                 format!("Meet-up scheduled: “{TITLE}”"),
-                group_members(conn, *working_group_id, false).await?,
+                access::who_may_see(
+                    conn,
+                    Subject::Meetup(*meetup_id),
+                    group_members(conn, *working_group_id, false).await?,
+                )
+                .await?,
             )],
         },
         OutboxEvent::MeetupChanged {
@@ -316,6 +296,9 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> anyhow::
                 rsvp::Column::UserId,
             )
             .await?;
+            // Mail and calendar updates (with the online link) only for those who may still
+            // see the meet-up.
+            let people = access::who_may_see(conn, Subject::Meetup(*meetup_id), people).await?;
             Plan {
                 actor_id: *actor_id,
                 subject_type: SubjectType::Meetup,
@@ -333,11 +316,12 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> anyhow::
             actor_id: None,
             subject_type: SubjectType::Meetup,
             subject_id: *meetup_id,
-            audiences: one(
+            // Queued before the person left, delivered after: it goes nowhere.
+            audiences: vec![Audience::new(
                 Kind::MeetupReminder,
                 format!("Starting soon: “{TITLE}”"),
-                *user_id,
-            ),
+                access::who_may_see(conn, Subject::Meetup(*meetup_id), vec![*user_id]).await?,
+            )],
         },
         OutboxEvent::MeetupPromoted {
             meetup_id, user_id, ..
@@ -345,11 +329,12 @@ pub async fn plan<C: ConnectionTrait>(conn: &C, event: &OutboxEvent) -> anyhow::
             actor_id: None,
             subject_type: SubjectType::Meetup,
             subject_id: *meetup_id,
-            audiences: one(
+            // Queued before the person left, delivered after: it goes nowhere.
+            audiences: vec![Audience::new(
                 Kind::MeetupPromoted,
                 format!("A seat freed up: you are now going to “{TITLE}”"),
-                *user_id,
-            ),
+                access::who_may_see(conn, Subject::Meetup(*meetup_id), vec![*user_id]).await?,
+            )],
         },
         OutboxEvent::MembershipRequested {
             working_group_id,

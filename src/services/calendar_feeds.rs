@@ -14,15 +14,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::groups::{self, Access};
+use super::access::{self, Access};
 use super::Ctx;
 use crate::auth::tokens::TokenKeys;
 use crate::auth::Actor;
 use crate::calendar::{self, Method};
 use crate::db::{begin_write, now};
-use crate::entities::membership::{self, Status as MemberStatus};
+use crate::entities::membership;
 use crate::entities::rsvp;
-use crate::entities::working_group::{self, Visibility};
+use crate::entities::working_group;
 use crate::entities::{meetup, rsvp::Status as RsvpStatus};
 use crate::error::{AppError, AppResult};
 
@@ -67,11 +67,10 @@ fn feed_url(
     membership: Option<&membership::Model>,
     path: &str,
 ) -> Option<String> {
-    if group.visibility == Visibility::Public {
+    if access::open_inside(group) {
         return Some(ctx.link(path));
     }
-    let m = membership
-        .filter(|m| m.status == MemberStatus::Active && m.working_group_id == group.id)?;
+    let m = membership.filter(|m| access::active_in(m, group.id))?;
     Some(format!(
         "{}?token={}",
         ctx.link(path),
@@ -107,12 +106,12 @@ async fn private_membership(
     actor: Option<&Actor>,
     group: &working_group::Model,
 ) -> AppResult<Option<membership::Model>> {
-    match group.visibility {
-        Visibility::Public => Ok(None),
-        Visibility::Private => Ok(groups::access_to(&ctx.db, actor, group.clone())
-            .await?
-            .membership),
+    if access::open_inside(group) {
+        return Ok(None);
     }
+    Ok(access::access_to(&ctx.db, actor, group.clone())
+        .await?
+        .membership)
 }
 
 /// The group's calendar URL for `actor`: the plain feed URL of a public group for everyone;
@@ -142,8 +141,10 @@ pub async fn meetup_calendar_url(
 /// ACTIVE member of a private group has one: anyone else is refused.
 pub async fn rotate(ctx: &Ctx, actor: &Actor, group_id: Uuid) -> AppResult<String> {
     let tx = begin_write(&ctx.db).await?;
-    let group = groups::access(&tx, Some(actor), group_id).await?.group;
-    if group.visibility == Visibility::Public {
+    let group = access::group_access(&tx, Some(actor), group_id)
+        .await?
+        .group;
+    if access::open_inside(&group) {
         return Err(AppError::bad_input(
             "workingGroupId",
             "a public group's calendar URL is not secret, so there is nothing to rotate",
@@ -155,7 +156,7 @@ pub async fn rotate(ctx: &Ctx, actor: &Actor, group_id: Uuid) -> AppResult<Strin
         .lock_exclusive()
         .one(&tx)
         .await?
-        .filter(|m| m.status == MemberStatus::Active)
+        .filter(|m| access::active_in(m, group.id))
         .ok_or_else(|| {
             AppError::Forbidden("only the group's members have a calendar URL".to_string())
         })?;
@@ -185,19 +186,16 @@ async fn reader(
     group: working_group::Model,
     token: Option<&str>,
 ) -> AppResult<Option<Access>> {
-    let access = groups::access_to(&ctx.db, actor, group).await?;
-    if access.can_see_inside() {
-        return Ok(Some(access));
+    let by_session = access::access_to(&ctx.db, actor, group).await?;
+    if by_session.can_see_inside() {
+        return Ok(Some(by_session));
     }
-    let Some(membership) = member_of_token(ctx, token, access.group.id).await? else {
+    let Some(membership) = member_of_token(ctx, token, by_session.group.id).await? else {
         return Ok(None);
     };
-    let access = Access {
-        membership: Some(membership),
-        admin: false,
-        ..access
-    };
-    Ok(access.can_see_inside().then_some(access))
+    // The token speaks for its member alone, never with an administrator's reach.
+    let by_token = access::with_membership(None, by_session.group, Some(membership));
+    Ok(by_token.can_see_inside().then_some(by_token))
 }
 
 /// The ACTIVE membership of `group_id` that `token` is the current secret of.
@@ -215,8 +213,7 @@ async fn member_of_token(
     let Some(m) = membership::Entity::find_by_id(id).one(&ctx.db).await? else {
         return Ok(None);
     };
-    let valid = m.working_group_id == group_id
-        && m.status == MemberStatus::Active
+    let valid = access::active_in(&m, group_id)
         && ctx.tokens.verify_url_mac(PURPOSE, &mac_message(&m), mac);
     Ok(valid.then_some(m))
 }
@@ -298,7 +295,7 @@ pub async fn group_feed(
             Method::Publish,
             &ctx.settings.public.base_url,
         ),
-        private: group.visibility == Visibility::Private,
+        private: !access::open_inside(group),
     }))
 }
 
@@ -331,6 +328,6 @@ pub async fn meetup_feed(
             Method::Publish,
             &ctx.settings.public.base_url,
         ),
-        private: group.visibility == Visibility::Private,
+        private: !access::open_inside(group),
     }))
 }

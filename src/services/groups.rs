@@ -1,6 +1,5 @@
-//! Working groups and their members. This module answers the question every other domain
-//! asks of a group ("who is this viewer to it?") through `access`, so that the rules for
-//! private groups live in one place.
+//! Working groups and their members: creating and editing groups, joining, leaving, requests,
+//! invitations, roles and removal. Who may see inside a group is `services::access`'s rule.
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
@@ -12,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::page::{Cursor, Page, PageRequest};
-use super::{field, toggle, Ctx};
+use super::{access, field, toggle, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
 use crate::domain::{Slug, Title};
@@ -24,90 +23,9 @@ use crate::error::{AppError, AppResult};
 use crate::outbox::event::OutboxEvent;
 use crate::outbox::write as outbox;
 
-/// A group as one viewer stands to it.
-#[derive(Clone, Debug)]
-pub struct Access {
-    pub group: working_group::Model,
-    /// The viewer's membership row, whatever its status (pending, invited, rejected too).
-    pub membership: Option<membership::Model>,
-    /// Site administrators see and run every group.
-    pub admin: bool,
-}
-
-impl Access {
-    /// An ACTIVE member (organisers included).
-    pub fn is_member(&self) -> bool {
-        self.membership
-            .as_ref()
-            .is_some_and(|m| m.status == MemberStatus::Active)
-    }
-
-    /// An ACTIVE organiser of the group.
-    pub fn is_organiser(&self) -> bool {
-        self.membership
-            .as_ref()
-            .is_some_and(|m| m.status == MemberStatus::Active && m.role == MemberRole::Organiser)
-    }
-
-    /// May run the group: its organisers and site administrators.
-    pub fn can_organise(&self) -> bool {
-        self.admin || self.is_organiser()
-    }
-
-    /// May see what a private group keeps to its members (meet-ups, threads, the member
-    /// list): everyone for a public group; active members and administrators for a private one.
-    pub fn can_see_inside(&self) -> bool {
-        self.group.visibility == Visibility::Public || self.admin || self.is_member()
-    }
-
-    /// `FORBIDDEN` unless the viewer may run the group.
-    pub fn require_organiser(&self) -> AppResult<()> {
-        if self.can_organise() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(
-                "only the group's organisers may do this".to_string(),
-            ))
-        }
-    }
-}
-
-/// How `actor` (or an anonymous viewer) stands to the group `group_id`, read on `conn` (a
-/// transaction when the caller will write). `NotFound` when there is no such group.
-pub async fn access<C: ConnectionTrait>(
-    conn: &C,
-    actor: Option<&Actor>,
-    group_id: Uuid,
-) -> AppResult<Access> {
-    let group = working_group::Entity::find_by_id(group_id)
-        .one(conn)
-        .await?
-        .ok_or(AppError::NotFound("working group"))?;
-    access_to(conn, actor, group).await
-}
-
-/// `access` for a group already read.
-pub async fn access_to<C: ConnectionTrait>(
-    conn: &C,
-    actor: Option<&Actor>,
-    group: working_group::Model,
-) -> AppResult<Access> {
-    let membership = match actor {
-        Some(a) => {
-            membership::Entity::find()
-                .filter(membership::Column::WorkingGroupId.eq(group.id))
-                .filter(membership::Column::UserId.eq(a.id))
-                .one(conn)
-                .await?
-        }
-        None => None,
-    };
-    Ok(Access {
-        group,
-        membership,
-        admin: actor.is_some_and(Actor::is_admin),
-    })
-}
+// How a viewer stands to a group is the access policy's answer; re-exported because every
+// domain that works with groups asks it.
+pub use super::access::{access_to, group_access as access, Access};
 
 /// The group with this slug.
 pub async fn find_by_slug(ctx: &Ctx, slug: &str) -> AppResult<Option<working_group::Model>> {
@@ -195,6 +113,16 @@ async fn active_organisers(tx: &DatabaseTransaction, group_id: Uuid) -> AppResul
         .filter(membership::Column::Role.eq(MemberRole::Organiser))
         .count(tx)
         .await?)
+}
+
+/// The join policy of a group whose creator named none: a private group admits on REQUEST,
+/// so that its inside is never open to anyone by default (a PRIVATE group joined OPENly is
+/// made only when asked for by name); a public one is OPEN.
+fn default_join_policy(visibility: Visibility) -> JoinPolicy {
+    match visibility {
+        Visibility::Public => JoinPolicy::Open,
+        Visibility::Private => JoinPolicy::Request,
+    }
 }
 
 fn outcomes_default(kind: Kind, visibility: Visibility) -> bool {
@@ -325,7 +253,9 @@ pub async fn create(ctx: &Ctx, actor: &Actor, input: NewGroup) -> AppResult<work
         description_html: Set(description.html().to_string()),
         kind: Set(kind),
         visibility: Set(visibility),
-        join_policy: Set(input.join_policy.unwrap_or(JoinPolicy::Open)),
+        join_policy: Set(input
+            .join_policy
+            .unwrap_or_else(|| default_join_policy(visibility))),
         outcomes_public: Set(outcomes),
         member_count: Set(1),
         created_by: Set(actor.id),
@@ -398,6 +328,7 @@ pub async fn update(
         c.outcomes_public,
         Some(group.outcomes_public),
     )?;
+    let (was_visible, was_policy) = (group.visibility, group.join_policy);
     let mut m = group.into_active_model();
     if let Some(n) = name {
         m.name = Set(n.as_str().to_string());
@@ -409,8 +340,14 @@ pub async fn update(
         m.description = Set(d.source().to_string());
         m.description_html = Set(d.html().to_string());
     }
-    if let Some(p) = c.join_policy {
-        m.join_policy = Set(p);
+    match c.join_policy {
+        Some(p) => m.join_policy = Set(p),
+        // Made private without naming a policy: an OPEN group stops admitting anyone who
+        // asks, by the same default as a new private group.
+        None if visibility != was_visible && was_policy == JoinPolicy::Open => {
+            m.join_policy = Set(default_join_policy(visibility));
+        }
+        None => {}
     }
     m.kind = Set(kind);
     m.visibility = Set(visibility);
@@ -429,16 +366,6 @@ fn like_pattern(search: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_");
     format!("%{escaped}%")
-}
-
-/// The groups of `user` where the membership has `status`.
-fn groups_of(user: Uuid) -> sea_orm::sea_query::SelectStatement {
-    Query::select()
-        .column(membership::Column::WorkingGroupId)
-        .from(membership::Entity)
-        .and_where(membership::Column::UserId.eq(user))
-        .and_where(membership::Column::Status.eq(MemberStatus::Active))
-        .to_owned()
 }
 
 /// The filtered groups as `viewer` may list them. Every group is listed (its name, kind and
@@ -471,16 +398,15 @@ fn filtered(filter: &GroupFilter, viewer: Option<&Actor>) -> Select<working_grou
         );
     }
     if let Some(member) = filter.member_id {
-        q = q.filter(working_group::Column::Id.in_subquery(groups_of(member)));
-        let sees_all = viewer.is_some_and(|v| v.is_admin() || v.id == member);
-        if !sees_all {
-            let mut visible =
-                Condition::any().add(working_group::Column::Visibility.eq(Visibility::Public));
-            if let Some(v) = viewer {
-                visible = visible.add(working_group::Column::Id.in_subquery(groups_of(v.id)));
-            }
-            q = q.filter(visible);
-        }
+        // The member's groups, among those the viewer may see inside (which holds all of
+        // them when the viewer is the member).
+        let of_member = Query::select()
+            .column(membership::Column::WorkingGroupId)
+            .from(membership::Entity)
+            .cond_where(access::readable_members(viewer))
+            .and_where(membership::Column::UserId.eq(member))
+            .to_owned();
+        q = q.filter(working_group::Column::Id.in_subquery(of_member));
     }
     q
 }
@@ -574,16 +500,17 @@ fn member_after(after: &Cursor) -> AppResult<Condition> {
     })
 }
 
-/// A page of a group's ACTIVE members: organisers first, then by join time. The caller
-/// checks that the viewer may see the list.
+/// A page of a group's ACTIVE members as `viewer` may list them (none from outside a
+/// private group): organisers first, then by join time.
 pub async fn members(
     ctx: &Ctx,
+    viewer: Option<&Actor>,
     group_id: Uuid,
     page: &PageRequest,
 ) -> AppResult<Page<membership::Model>> {
     let mut q = membership::Entity::find()
         .filter(membership::Column::WorkingGroupId.eq(group_id))
-        .filter(membership::Column::Status.eq(MemberStatus::Active));
+        .filter(access::readable_members(viewer));
     if let Some(after) = &page.after {
         q = q.filter(member_after(after)?);
     }
@@ -732,22 +659,85 @@ fn last_organiser() -> AppError {
 
 /// Leaves a group, withdraws a pending request or declines an invitation: the row goes.
 /// The last ACTIVE organiser cannot leave. Leaving a group one is not in changes nothing.
+/// A member who leaves gives up their RSVPs to the group's meet-ups still to come.
 pub async fn leave(ctx: &Ctx, actor: &Actor, group_id: Uuid) -> AppResult<working_group::Model> {
     let tx = begin_write(&ctx.db).await?;
     let group = lock_group(&tx, group_id).await?;
-    let Some(m) = access_to(&tx, Some(actor), group).await?.membership else {
+    let Some(m) = access_to(&tx, Some(actor), group.clone()).await?.membership else {
         return reload_group(&tx, group_id).await;
     };
-    let active = m.status == MemberStatus::Active;
-    if active && m.role == MemberRole::Organiser && active_organisers(&tx, group_id).await? <= 1 {
-        return Err(last_organiser());
-    }
-    if toggle::remove_row::<membership::Entity, _>(&tx, m.id).await? && active {
-        bump_members(&tx, group_id, -1).await?;
-    }
+    end_membership(ctx, &tx, &group, &m).await?;
     let group = reload_group(&tx, group_id).await?;
     tx.commit().await?;
     Ok(group)
+}
+
+/// Ends membership `m` of the locked `group`: the row goes and, for an ACTIVE member, the
+/// member count drops and their RSVPs to meet-ups still to come are given up (their seats
+/// go to the waitlist). `CONFLICT` for the last ACTIVE organiser.
+async fn end_membership(
+    ctx: &Ctx,
+    tx: &DatabaseTransaction,
+    group: &working_group::Model,
+    m: &membership::Model,
+) -> AppResult<()> {
+    let active = m.status == MemberStatus::Active;
+    if active && m.role == MemberRole::Organiser && active_organisers(tx, group.id).await? <= 1 {
+        return Err(last_organiser());
+    }
+    if toggle::remove_row::<membership::Entity, _>(tx, m.id).await? && active {
+        bump_members(tx, group.id, -1).await?;
+        super::meetups::give_up_rsvps(ctx, tx, group, m.user_id).await?;
+    }
+    Ok(())
+}
+
+/// Longest reason kept for removing a member.
+pub const REMOVAL_REASON_MAX: usize = 1_000;
+
+/// An organiser (or an administrator) removes someone from the group: an ACTIVE member, a
+/// PENDING request, an INVITED or REJECTED person alike; the row goes, as when they leave,
+/// and an ACTIVE member gives up their RSVPs to meet-ups still to come. Logged in the
+/// moderation log with the reason. Nobody removes themself (`BAD_USER_INPUT`: leaving is
+/// `leaveWorkingGroup`), and the last ACTIVE organiser cannot be removed (`CONFLICT`).
+/// Returns the membership as it was.
+pub async fn remove_member(
+    ctx: &Ctx,
+    actor: &Actor,
+    membership_id: Uuid,
+    reason: Option<&str>,
+) -> AppResult<membership::Model> {
+    actor.require_verified()?;
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > REMOVAL_REASON_MAX) {
+        return Err(AppError::bad_input(
+            "reason",
+            format!("at most {REMOVAL_REASON_MAX} characters"),
+        ));
+    }
+    let tx = begin_write(&ctx.db).await?;
+    let (group, m) = organised_membership(&tx, actor, membership_id).await?;
+    if m.user_id == actor.id {
+        return Err(AppError::bad_input(
+            "membershipId",
+            "this is your own membership: leave the group instead",
+        ));
+    }
+    end_membership(ctx, &tx, &group, &m).await?;
+    super::moderation_log::record(
+        &tx,
+        super::moderation_log::Entry {
+            actor_id: actor.id,
+            action: crate::entities::moderation_action::Action::MemberRemoved,
+            subject_type: crate::entities::report::SubjectType::User,
+            subject_id: m.user_id,
+            working_group_id: Some(group.id),
+            reason,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(m)
 }
 
 /// A membership and its group, the group locked and the membership read under that lock,

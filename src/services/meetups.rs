@@ -10,14 +10,14 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use super::groups::{self, Access};
+use super::access::{self, Access};
+use super::groups;
 use super::page::{Cursor, Page, PageRequest};
 use super::{field, toggle, Ctx};
 use crate::auth::Actor;
@@ -26,9 +26,7 @@ use crate::db::{begin_write, now};
 use crate::domain::{DomainError, Title};
 use crate::entities::meetup::{self, Status};
 use crate::entities::rsvp::{self, Status as RsvpStatus};
-use crate::entities::{
-    meetup_outcome, membership, outcome, user, working_group, working_group_commitment,
-};
+use crate::entities::{meetup_outcome, outcome, user, working_group, working_group_commitment};
 use crate::error::{AppError, AppResult};
 use crate::outbox::event::{ChannelMessage, MeetupMail, OutboxEvent};
 use crate::outbox::write as outbox;
@@ -594,17 +592,76 @@ pub async fn update(
         )
         .await?;
     }
-    let free = match new.capacity {
-        None => i64::from(old.waitlist_count),
-        Some(cap) => i64::from(cap - old.going_count),
-    };
-    if free > 0 && old.waitlist_count > 0 {
+    if old.waitlist_count > 0 {
         let current = load(&tx, id).await?;
-        promote(ctx, &tx, &current, &group, free).await?;
+        fill_free_seats(ctx, &tx, &current, &group).await?;
     }
     let updated = load(&tx, id).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// How many seats of `m` are free: the one seat rule that taking a seat, withdrawing, a
+/// change of capacity and a member leaving all ask. No capacity: always a seat.
+fn free_seats(m: &meetup::Model) -> i64 {
+    let free = m
+        .capacity
+        .map_or(i64::MAX, |cap| i64::from(cap) - i64::from(m.going_count));
+    Ord::max(free, 0)
+}
+
+/// Gives `m`'s free seats to the head of its waitlist. The caller holds the meet-up's lock
+/// and passes the row as it is now.
+async fn fill_free_seats(
+    ctx: &Ctx,
+    tx: &DatabaseTransaction,
+    m: &meetup::Model,
+    group: &working_group::Model,
+) -> AppResult<u64> {
+    let n = Ord::min(free_seats(m), i64::from(m.waitlist_count));
+    if n <= 0 {
+        return Ok(0);
+    }
+    promote(ctx, tx, m, group, n).await
+}
+
+/// Gives up `user_id`'s RSVPs to `group`'s meet-ups that have not started yet, as a member
+/// leaving or removed from it must: the rows go, and each freed seat goes to the head of
+/// that meet-up's waitlist in the same transaction. The caller holds the group's lock.
+pub(super) async fn give_up_rsvps(
+    ctx: &Ctx,
+    tx: &DatabaseTransaction,
+    group: &working_group::Model,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let upcoming = Query::select()
+        .column(meetup::Column::Id)
+        .from(meetup::Entity)
+        .and_where(meetup::Column::WorkingGroupId.eq(group.id))
+        .and_where(meetup::Column::Status.eq(Status::Scheduled))
+        .and_where(meetup::Column::StartsAt.gt(now()))
+        .to_owned();
+    let theirs = rsvp::Entity::find()
+        .filter(rsvp::Column::UserId.eq(user_id))
+        .filter(rsvp::Column::MeetupId.in_subquery(upcoming))
+        .order_by_asc(rsvp::Column::MeetupId)
+        .all(tx)
+        .await?;
+    for r in theirs {
+        // Locked in id order, so two members leaving at once cannot wait on each other.
+        let m = load_locked(tx, r.meetup_id).await?;
+        rsvp::Entity::delete_by_id((r.meetup_id, user_id))
+            .exec(tx)
+            .await?;
+        match r.status {
+            RsvpStatus::Going => bump(tx, m.id, meetup::Column::GoingCount, -1).await?,
+            RsvpStatus::Waitlisted => bump(tx, m.id, meetup::Column::WaitlistCount, -1).await?,
+            RsvpStatus::NotGoing => {}
+        }
+        let after = load(tx, m.id).await?;
+        fill_free_seats(ctx, tx, &after, group).await?;
+    }
+    Ok(())
 }
 
 /// Moves up to `n` people from the head of the waitlist to GOING, in ticket order, writing
@@ -729,7 +786,7 @@ pub async fn rsvp(
         (true, Some(RsvpStatus::Going | RsvpStatus::Waitlisted))
         | (false, Some(RsvpStatus::NotGoing)) => None,
         (true, _) => {
-            let seat = m.capacity.is_none_or(|cap| m.going_count < cap);
+            let seat = free_seats(&m) > 0;
             Some(if seat {
                 (RsvpStatus::Going, None)
             } else {
@@ -804,9 +861,7 @@ pub async fn rsvp(
         }
         if current == Some(RsvpStatus::Going) {
             let after = load(&tx, id).await?;
-            if after.capacity.is_none_or(|cap| after.going_count < cap) {
-                promote(ctx, &tx, &after, &group, 1).await?;
-            }
+            fill_free_seats(ctx, &tx, &after, &group).await?;
         }
     }
     let row = rsvp::Entity::find_by_id((id, actor.id))
@@ -962,8 +1017,7 @@ pub async fn publish_outcomes(
         ));
     }
     let group = &access.group;
-    let public = group.visibility == working_group::Visibility::Public
-        || input.public.unwrap_or(group.outcomes_public);
+    let public = access::open_inside(group) || input.public.unwrap_or(group.outcomes_public);
     let published = meetup_outcome::ActiveModel {
         id: Set(Uuid::now_v7()),
         meetup_id: Set(m.id),
@@ -1011,35 +1065,8 @@ pub fn decisions(o: &meetup_outcome::Model) -> Vec<String> {
     serde_json::from_str(&o.decisions).unwrap_or_default()
 }
 
-/// Which meet-ups a viewer may list: public groups' meet-ups, and those of the groups the
-/// viewer is an active member of; administrators see all.
-fn visible_to(actor: Option<&Actor>) -> Option<Condition> {
-    if actor.is_some_and(Actor::is_admin) {
-        return None;
-    }
-    let public = Query::select()
-        .column(working_group::Column::Id)
-        .from(working_group::Entity)
-        .and_where(working_group::Column::Visibility.eq(working_group::Visibility::Public))
-        .to_owned();
-    let mut c = Condition::any().add(meetup::Column::WorkingGroupId.in_subquery(public));
-    if let Some(a) = actor {
-        let mine = Query::select()
-            .column(membership::Column::WorkingGroupId)
-            .from(membership::Entity)
-            .and_where(membership::Column::UserId.eq(a.id))
-            .and_where(membership::Column::Status.eq(membership::Status::Active))
-            .to_owned();
-        c = c.add(meetup::Column::WorkingGroupId.in_subquery(mine));
-    }
-    Some(c)
-}
-
 fn filtered(actor: Option<&Actor>, filter: &Filter) -> Select<meetup::Entity> {
-    let mut q = meetup::Entity::find();
-    if let Some(c) = visible_to(actor) {
-        q = q.filter(c);
-    }
+    let mut q = meetup::Entity::find().filter(access::readable_meetups(actor));
     if let Some(g) = filter.group_id {
         q = q.filter(meetup::Column::WorkingGroupId.eq(g));
     }

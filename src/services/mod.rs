@@ -2,6 +2,7 @@
 //! account, checks permissions, runs in one transaction, and returns domain values or an
 //! `AppError`. Nothing here knows about GraphQL or HTTP.
 
+pub mod access;
 pub mod account_limits;
 pub mod accounts;
 // Calendar feeds and secret calendar URLs (issue 8).

@@ -25,7 +25,7 @@ use super::page::{Cursor, Page, PageRequest};
 use super::{groups, Ctx};
 use crate::auth::Actor;
 use crate::db::{begin_write, now};
-use crate::entities::membership::{self, Role as MemberRole, Status as MemberStatus};
+use crate::entities::membership;
 use crate::entities::moderation_action::{self, Action as LogAction};
 use crate::entities::report::{self, Reason, Resolution, Status, SubjectType};
 use crate::entities::user::{self, Role};
@@ -358,9 +358,7 @@ async fn reports_visible_to(ctx: &Ctx, actor: &Actor) -> AppResult<Select<report
     let organised: Vec<Uuid> = membership::Entity::find()
         .select_only()
         .column(membership::Column::WorkingGroupId)
-        .filter(membership::Column::UserId.eq(actor.id))
-        .filter(membership::Column::Role.eq(MemberRole::Organiser))
-        .filter(membership::Column::Status.eq(MemberStatus::Active))
+        .filter(super::access::organises(actor))
         .into_tuple()
         .all(&ctx.db)
         .await?;

@@ -25,7 +25,7 @@ use crate::entities::suggestion::{self, Status};
 use crate::entities::user::Role;
 use crate::entities::{
     commitment, official_response, outcome, suggestion_follow, suggestion_revision, support,
-    thread, user, working_group,
+    thread, user,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
@@ -1191,7 +1191,7 @@ pub async fn publish_thread_response(
     let (t, access) = super::discussions::visibility::access_for(&tx, Some(actor), t).await?;
     let public = access
         .as_ref()
-        .is_none_or(|a| a.group.visibility == working_group::Visibility::Public);
+        .is_none_or(|a| super::access::open_inside(&a.group));
     let at = now();
     let response = official_response::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -1384,13 +1384,14 @@ pub async fn refresh_trending<C: ConnectionTrait>(conn: &C) -> AppResult<u64> {
     Ok(r.rows_affected)
 }
 
-/// The public record, newest first.
+/// The record as `viewer` may read it, newest first.
 pub async fn outcomes(
     ctx: &Ctx,
+    viewer: Option<&Actor>,
     commitment_id: Option<Uuid>,
     page: &PageRequest,
 ) -> AppResult<Page<outcome::Model>> {
-    let mut q = outcome_filter(commitment_id);
+    let mut q = outcome_filter(viewer, commitment_id);
     if let Some(after) = &page.after {
         q = q.filter(outcome::Column::Id.lt(after.id));
     }
@@ -1405,14 +1406,18 @@ pub async fn outcomes(
     }))
 }
 
-pub async fn count_outcomes(ctx: &Ctx, commitment_id: Option<Uuid>) -> AppResult<u64> {
-    Ok(outcome_filter(commitment_id).count(&ctx.db).await?)
+pub async fn count_outcomes(
+    ctx: &Ctx,
+    viewer: Option<&Actor>,
+    commitment_id: Option<Uuid>,
+) -> AppResult<u64> {
+    Ok(outcome_filter(viewer, commitment_id).count(&ctx.db).await?)
 }
 
-/// The public record, optionally about one commitment: its official responses, and the
-/// meet-up outcomes of the groups linked to it.
-fn outcome_filter(commitment_id: Option<Uuid>) -> Select<outcome::Entity> {
-    let mut q = outcome::Entity::find().filter(outcome::Column::Public.eq(true));
+/// The record as `viewer` may read it, optionally about one commitment: its official
+/// responses, and the meet-up outcomes of the groups linked to it.
+fn outcome_filter(viewer: Option<&Actor>, commitment_id: Option<Uuid>) -> Select<outcome::Entity> {
+    let mut q = outcome::Entity::find().filter(super::access::readable_outcomes(viewer));
     if let Some(c) = commitment_id {
         q = q.filter(
             Condition::any()

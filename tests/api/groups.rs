@@ -158,7 +158,8 @@ async fn organisers_officials_and_admins_create_groups_and_become_their_first_or
         .collect();
     assert_eq!(refs, ["UK0071", "UK0072"]);
 
-    // Defaults: a private working group keeps its outcomes to itself; public groups publish.
+    // Defaults: a private working group admits on request and keeps its outcomes to itself;
+    // public groups publish.
     let r = create(
         app,
         &g.official,
@@ -167,7 +168,7 @@ async fn organisers_officials_and_admins_create_groups_and_become_their_first_or
     .await;
     let w = &r["data"]["createWorkingGroup"]["workingGroup"];
     assert_eq!(w["kind"], "WORKING_GROUP", "{r}");
-    assert_eq!(w["joinPolicy"], "OPEN");
+    assert_eq!(w["joinPolicy"], "REQUEST");
     assert_eq!(w["outcomesPublic"], false);
     let admin = user_with_role(app, "admin@example.org", "Ada", Role::Admin).await;
     let r = create(

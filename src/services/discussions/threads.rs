@@ -3,9 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -16,9 +15,9 @@ use crate::db::{begin_write, now};
 use crate::entities::moderation_action::Action;
 use crate::entities::report::SubjectType;
 use crate::entities::thread::{self, Context};
-use crate::entities::{membership, thread_follow, working_group};
+use crate::entities::thread_follow;
 use crate::error::{AppError, AppResult};
-use crate::services::groups::Access;
+use crate::services::access::{self, Access};
 use crate::services::moderation_log::{self, Entry};
 use crate::services::page::{Cursor, Page, PageRequest};
 use crate::services::{toggle, Ctx};
@@ -50,37 +49,8 @@ pub async fn find(
     }
 }
 
-/// Which threads a viewer may list: those outside groups, public groups' threads, and those
-/// of the groups the viewer is an active member of; administrators see all.
-fn visible_to(actor: Option<&Actor>) -> Option<Condition> {
-    if actor.is_some_and(Actor::is_admin) {
-        return None;
-    }
-    let public = Query::select()
-        .column(working_group::Column::Id)
-        .from(working_group::Entity)
-        .and_where(working_group::Column::Visibility.eq(working_group::Visibility::Public))
-        .to_owned();
-    let mut c = Condition::any()
-        .add(thread::Column::WorkingGroupId.is_null())
-        .add(thread::Column::WorkingGroupId.in_subquery(public));
-    if let Some(a) = actor {
-        let mine = Query::select()
-            .column(membership::Column::WorkingGroupId)
-            .from(membership::Entity)
-            .and_where(membership::Column::UserId.eq(a.id))
-            .and_where(membership::Column::Status.eq(membership::Status::Active))
-            .to_owned();
-        c = c.add(thread::Column::WorkingGroupId.in_subquery(mine));
-    }
-    Some(c)
-}
-
 fn filtered(actor: Option<&Actor>, filter: &Filter) -> Select<thread::Entity> {
-    let mut q = thread::Entity::find();
-    if let Some(c) = visible_to(actor) {
-        q = q.filter(c);
-    }
+    let mut q = thread::Entity::find().filter(access::readable_threads(actor));
     if let Some(g) = filter.working_group_id {
         q = q
             .filter(thread::Column::WorkingGroupId.eq(g))

@@ -1,5 +1,6 @@
 //! Who may read a thread, who may moderate it, and who sees hidden content as written.
-//! Queries, mutations and subscriptions all ask here, so the rules live in one place.
+//! Queries, mutations and subscriptions all ask here; whether the thread's group may be seen
+//! inside is `services::access`'s rule.
 
 use sea_orm::{ConnectionTrait, EntityTrait};
 use uuid::Uuid;
@@ -8,7 +9,7 @@ use crate::auth::Actor;
 use crate::entities::user::Role;
 use crate::entities::{post, thread};
 use crate::error::{AppError, AppResult};
-use crate::services::groups::{self, Access};
+use crate::services::access::{self, Access};
 
 /// What everyone but the author and moderators reads in place of hidden content: the same
 /// marker as hidden suggestions' and updates' titles.
@@ -17,13 +18,8 @@ pub const HIDDEN_MARKER: &str = crate::services::moderation::HIDDEN_TITLE;
 pub const DELETED_MARKER: &str = "[deleted]";
 
 /// Whether a viewer with `group` access (the thread's group, if it is in one) may read the
-/// thread: threads outside groups are public; a group's threads follow the group's rule.
-pub fn may_read(thread: &thread::Model, group: Option<&Access>) -> bool {
-    match thread.working_group_id {
-        None => true,
-        Some(_) => group.is_some_and(Access::can_see_inside),
-    }
-}
+/// thread: the access policy's rule.
+pub use crate::services::access::may_read_thread as may_read;
 
 /// Whether `actor` sees hidden content written by `author_id` as it was written: the one
 /// rule of `moderation::sees_hidden`, with the thread's group deciding who organises it.
@@ -66,7 +62,7 @@ pub async fn access_for<C: ConnectionTrait>(
     t: thread::Model,
 ) -> AppResult<(thread::Model, Option<Access>)> {
     let access = match t.working_group_id {
-        Some(g) => Some(groups::access(conn, actor, g).await?),
+        Some(g) => Some(access::group_access(conn, actor, g).await?),
         None => None,
     };
     if !may_read(&t, access.as_ref()) {
