@@ -193,7 +193,7 @@ impl Thread {
         #[graphql(desc = "Return the items after this cursor (a `pageInfo.endCursor`).")]
         after: Option<String>,
     ) -> async_graphql::Result<PostConnection> {
-        let (services, _) = ctx(c)?;
+        let (services, viewer) = ctx(c)?;
         let page = PageRequest::parse(first, after.as_deref())?;
         let access = thread_access(c, &self.0).await?;
         prime_thread(c, &self.0, access.as_ref())?;
@@ -210,7 +210,7 @@ impl Thread {
                     .unwrap_or_default();
                 Page::from_rows(rows, page.first, posts::cursor)
             }
-            Some(_) => posts::list(services, self.0.id, &page).await?,
+            Some(_) => posts::list(services, viewer.actor.as_ref(), self.0.id, &page).await?,
         };
         // The page's posts are the parents of most of its replies: those are then map
         // lookups. Their authors load in one round for the whole page (or page of threads).

@@ -719,8 +719,7 @@ impl SuggestionQuery {
             .map(Suggestion::from))
     }
 
-    /// The record of official responses and meet-up outcomes, newest first: every public
-    /// entry, and for a private group's members the outcomes it keeps to them.
+    /// The public record of official responses (and meet-up outcomes), newest first.
     async fn outcomes(
         &self,
         c: &Context<'_>,
@@ -729,8 +728,7 @@ impl SuggestionQuery {
         after: Option<String>,
         #[graphql(desc = "Narrows the list.")] filter: Option<OutcomeFilter>,
     ) -> async_graphql::Result<OutcomeConnection> {
-        let (services, viewer) = ctx(c)?;
-        let actor = viewer.actor.clone();
+        let (services, _) = ctx(c)?;
         let page = PageRequest::parse(first, after.as_deref())?;
         let commitment_id = filter
             .unwrap_or_default()
@@ -738,7 +736,7 @@ impl SuggestionQuery {
             .as_ref()
             .map(|i| parse_id("filter.commitmentId", i))
             .transpose()?;
-        let found = service::outcomes(services, actor.as_ref(), commitment_id, &page).await?;
+        let found = service::outcomes(services, commitment_id, &page).await?;
         let ids: Vec<ResponseKey> = found
             .items
             .iter()
@@ -785,10 +783,8 @@ impl SuggestionQuery {
             page,
             |o| o,
             Box::new(move || {
-                let (s, actor) = (s.clone(), actor.clone());
-                Box::pin(
-                    async move { service::count_outcomes(&s, actor.as_ref(), commitment_id).await },
-                )
+                let s = s.clone();
+                Box::pin(async move { service::count_outcomes(&s, commitment_id).await })
             }),
         ))
     }

@@ -14,16 +14,14 @@
 //! the same rule over rows already read. A new reader (search, feeds, exports) takes a
 //! builder here rather than writing the condition again.
 
-use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, Query, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::auth::Actor;
 use crate::entities::membership::{self, Role as MemberRole, Status as MemberStatus};
 use crate::entities::working_group::{self, Visibility};
-use crate::entities::{
-    commitment_update, meetup, meetup_outcome, outcome, post, suggestion, thread, user,
-};
+use crate::entities::{commitment_update, meetup, meetup_outcome, post, suggestion, thread, user};
 use crate::error::{AppError, AppResult};
 
 /// A group as one viewer stands to it: the per-item form of the rule, for rows already read.
@@ -199,19 +197,6 @@ pub fn group_readable(viewer: Option<&Actor>, group: impl IntoColumnRef) -> Cond
     reads_group(Expr::col(group), Reader::Viewer(viewer))
 }
 
-/// The ids of the groups `viewer` may see inside, as a subquery (for a reader that joins or
-/// filters by group id, such as search or an export).
-pub fn readable_groups(viewer: Option<&Actor>) -> SelectStatement {
-    Query::select()
-        .column((working_group::Entity, working_group::Column::Id))
-        .from(working_group::Entity)
-        .cond_where(group_readable(
-            viewer,
-            (working_group::Entity, working_group::Column::Id),
-        ))
-        .to_owned()
-}
-
 /// Threads `viewer` may list: those outside groups, and those of groups they may see inside.
 pub fn readable_threads(viewer: Option<&Actor>) -> Condition {
     Condition::any()
@@ -247,38 +232,6 @@ pub fn readable_members(viewer: Option<&Actor>) -> Condition {
             viewer,
             (membership::Entity, membership::Column::WorkingGroupId),
         ))
-}
-
-/// Meet-up outcomes `viewer` may read: public ones, and those of groups they may see inside.
-pub fn readable_meetup_outcomes(viewer: Option<&Actor>) -> Condition {
-    Condition::any()
-        .add(meetup_outcome::Column::Public.eq(true))
-        .add(group_readable(
-            viewer,
-            (
-                meetup_outcome::Entity,
-                meetup_outcome::Column::WorkingGroupId,
-            ),
-        ))
-}
-
-/// Entries of the outcome record `viewer` may list: the public ones, and the meet-up
-/// outcomes of groups they may see inside.
-pub fn readable_outcomes(viewer: Option<&Actor>) -> Condition {
-    let kept_inside = Query::select()
-        .column((meetup_outcome::Entity, meetup_outcome::Column::Id))
-        .from(meetup_outcome::Entity)
-        .cond_where(group_readable(
-            viewer,
-            (
-                meetup_outcome::Entity,
-                meetup_outcome::Column::WorkingGroupId,
-            ),
-        ))
-        .to_owned();
-    Condition::any()
-        .add(outcome::Column::Public.eq(true))
-        .add(outcome::Column::MeetupOutcomeId.in_subquery(kept_inside))
 }
 
 /// `actor`'s memberships as an ACTIVE organiser: the groups whose content they moderate.

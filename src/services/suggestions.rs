@@ -1384,14 +1384,13 @@ pub async fn refresh_trending<C: ConnectionTrait>(conn: &C) -> AppResult<u64> {
     Ok(r.rows_affected)
 }
 
-/// The record as `viewer` may read it, newest first.
+/// The public record, newest first.
 pub async fn outcomes(
     ctx: &Ctx,
-    viewer: Option<&Actor>,
     commitment_id: Option<Uuid>,
     page: &PageRequest,
 ) -> AppResult<Page<outcome::Model>> {
-    let mut q = outcome_filter(viewer, commitment_id);
+    let mut q = outcome_filter(commitment_id);
     if let Some(after) = &page.after {
         q = q.filter(outcome::Column::Id.lt(after.id));
     }
@@ -1406,18 +1405,15 @@ pub async fn outcomes(
     }))
 }
 
-pub async fn count_outcomes(
-    ctx: &Ctx,
-    viewer: Option<&Actor>,
-    commitment_id: Option<Uuid>,
-) -> AppResult<u64> {
-    Ok(outcome_filter(viewer, commitment_id).count(&ctx.db).await?)
+pub async fn count_outcomes(ctx: &Ctx, commitment_id: Option<Uuid>) -> AppResult<u64> {
+    Ok(outcome_filter(commitment_id).count(&ctx.db).await?)
 }
 
-/// The record as `viewer` may read it, optionally about one commitment: its official
-/// responses, and the meet-up outcomes of the groups linked to it.
-fn outcome_filter(viewer: Option<&Actor>, commitment_id: Option<Uuid>) -> Select<outcome::Entity> {
-    let mut q = outcome::Entity::find().filter(super::access::readable_outcomes(viewer));
+/// The public record, optionally about one commitment: its official responses, and the
+/// meet-up outcomes of the groups linked to it. Outcomes a private group keeps to its
+/// members never enter it, whoever reads (members read them on the meet-up).
+fn outcome_filter(commitment_id: Option<Uuid>) -> Select<outcome::Entity> {
+    let mut q = outcome::Entity::find().filter(outcome::Column::Public.eq(true));
     if let Some(c) = commitment_id {
         q = q.filter(
             Condition::any()

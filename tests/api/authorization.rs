@@ -209,6 +209,7 @@ const MUTATIONS: &[Row] = &[
     row(Group,       r#"decideMembership(input: {membershipId: @pendingMembership, approve: true})"#,      [UNA, ENV, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(Group,       r#"inviteToWorkingGroup(input: {workingGroupId: @privateGroup, userId: @member})"#,   [UNA, ENV, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(Group,       r#"setMemberRole(input: {membershipId: @activeMembership, role: ORGANISER})"#,        [UNA, ENV, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
+    row(Group,       r#"removeMember(input: {membershipId: @activeMembership, reason: "Policy cell"})"#,   [UNA, ENV, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(World,       r#"setGroupChannel(input: {workingGroupId: @privateGroup, webhookUrl: null})"#,      [UNA, ENV, FBD, FBD, FBD, FBD, FBD, YES, FBD, FBD, YES, FBD]),
     row(World,       r#"rotateCalendarUrl(workingGroupId: @privateGroup)"#,                                [UNA, FBD, FBD, FBD, FBD, FBD, YES, YES, FBD, FBD, FBD, YES]),
 

@@ -40,6 +40,8 @@ mod notification_mail;
 mod outbox;
 mod outbox_events;
 mod pool;
+// A private group's inside, out of reach of everyone who may not see inside it.
+mod private_groups;
 mod races;
 mod schema;
 mod sessions;

@@ -381,9 +381,17 @@ pub async fn profiles(ctx: &Ctx, ids: Vec<Uuid>) -> AppResult<Vec<user::Profile>
 
 /// A page of a thread's posts in conversation order. The cursor is the sort key, which a
 /// new post never takes from an existing one: paging on while posts arrive neither
-/// repeats nor skips a post that was already there.
-pub async fn list(ctx: &Ctx, thread_id: Uuid, page: &PageRequest) -> AppResult<Page<post::Model>> {
-    let mut q = post::Entity::find().filter(post::Column::ThreadId.eq(thread_id));
+/// repeats nor skips a post that was already there. Only posts `viewer` may read are listed
+/// (none of a private group's thread from outside it).
+pub async fn list(
+    ctx: &Ctx,
+    viewer: Option<&Actor>,
+    thread_id: Uuid,
+    page: &PageRequest,
+) -> AppResult<Page<post::Model>> {
+    let mut q = post::Entity::find()
+        .filter(post::Column::ThreadId.eq(thread_id))
+        .filter(crate::services::access::readable_posts(viewer));
     if let Some(after) = &page.after {
         q = q.filter(post::Column::SortKey.gt(after.key_str()?));
     }
