@@ -17,8 +17,8 @@ use crate::entities::notification::{self, SubjectType};
 use crate::entities::{
     commitment_update, meetup, membership, post, suggestion, thread, user, working_group,
 };
+use crate::services::access;
 use crate::services::channels;
-use crate::services::groups;
 use crate::services::moderation::HIDDEN_TITLE;
 use crate::services::notifications::in_chunks;
 
@@ -46,7 +46,7 @@ fn sees_inside(
     membership: Option<&membership::Model>,
     admin: bool,
 ) -> bool {
-    groups::Access {
+    access::Access {
         group: group.clone(),
         membership: membership.cloned(),
         admin,

@@ -574,3 +574,35 @@ async fn a_private_groups_posts_stay_in_its_own_channel() {
     assert_eq!(rx.texts("private").len(), 3);
     assert!(rx.texts("public")[0].starts_with("Official response on <"));
 }
+
+#[tokio::test]
+async fn a_thread_hidden_before_its_post_goes_out_reaches_the_channel_as_the_marker() {
+    let h = Harness::new().await;
+    let rx = Receiver::start().await;
+    let org = h.with_role("org@example.org", "Ola", Role::Organiser).await;
+    let admin = h.with_role("admin@example.org", "Ada", Role::Admin).await;
+    let group = h.group(&org, "masked", "PUBLIC", &[]).await;
+    h.connect(&org, &group, Some(&rx.url("masked"))).await;
+    let thread = h
+        .start_thread(&org, &group, "Abusive title nobody should read")
+        .await;
+    // Hidden after the event was written, before the worker posts it: the post is
+    // rendered when sent, so the channel reads the marker, not the title.
+    let r = h
+        .gql(
+            &admin,
+            "mutation($i: ModerateContentInput!) { hideContent(input: $i) { content { hidden } } }",
+            json!({"i": {"threadId": thread, "note": "abuse"}}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    h.deliver().await;
+    let texts = rx.texts("masked");
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(!texts[0].contains("Abusive"), "{}", texts[0]);
+    assert!(
+        texts[0].contains(convene::services::moderation::HIDDEN_TITLE),
+        "{}",
+        texts[0]
+    );
+}
